@@ -1,0 +1,205 @@
+"""Run directories: self-describing, atomically written, loaded without pickle.
+
+    RUN_DIR/
+      config.json          model, data and training configs, vocabulary, rnnkit version
+      model.safetensors    weights with the best validation loss (what `sample` and `eval` use)
+      last.safetensors     weights at the latest checkpoint
+      trainer.safetensors  everything `--resume` needs: weights, optimizer tensors, RNG state, the
+                           carried hidden state; scalars (step, data position, ...) as JSON metadata
+      metrics.jsonl        one JSON object per training step and per validation
+      loss.png             the loss curves, drawn at the end
+
+Every file is replaced atomically (rnnkit.io), so a crash leaves the previous version intact.
+Weights are saved from CPU copies: a model trained on a GPU samples on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from . import __version__
+from .config import DataConfig, ModelConfig, TrainConfig, build
+from .data.vocab import Vocab
+from .errors import CheckpointError, RnnkitError
+from .io import atomic_write_bytes, atomic_write_json
+
+CONFIG = "config.json"
+BEST = "model.safetensors"
+LAST = "last.safetensors"
+TRAINER = "trainer.safetensors"
+METRICS = "metrics.jsonl"
+LOSS_PNG = "loss.png"
+
+
+# -- run directories ------------------------------------------------------------------------------
+
+
+def create_run_dir(path: str | Path, force: bool = False) -> Path:
+    """Make a fresh run directory. An existing non-empty one is an error unless `force`, and even
+    then only a directory that is an rnnkit run (it has config.json) is cleared."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CheckpointError(f"{path} exists and is not a directory")
+    if path.exists() and any(path.iterdir()):
+        if not force:
+            raise CheckpointError(f"run directory {path} already exists; pass --force to replace it "
+                                  f"or --resume {path} to continue it")
+        if not (path / CONFIG).is_file():
+            raise CheckpointError(f"{path} is not an rnnkit run directory (no {CONFIG}); refusing to replace it")
+        shutil.rmtree(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"cannot create run directory {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def write_config(run_dir: Path, model: ModelConfig, data: DataConfig, train: TrainConfig, vocab: Vocab) -> None:
+    from dataclasses import asdict
+    atomic_write_json(run_dir / CONFIG, {"rnnkit_version": __version__, "model": asdict(model),
+                                         "data": asdict(data), "train": asdict(train), "vocab": vocab.to_json()})
+
+
+def read_config(run_dir: str | Path) -> tuple[ModelConfig, DataConfig, TrainConfig, Vocab]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"no such run directory: {run_dir}")
+    path = run_dir / CONFIG
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+        configs = (build(ModelConfig, raw["model"]), build(DataConfig, raw["data"]), build(TrainConfig, raw["train"]))
+        vocab = Vocab.from_json(raw["vocab"])
+    except FileNotFoundError:
+        raise CheckpointError(f"{run_dir} is not an rnnkit run directory (no {CONFIG})") from None
+    except (OSError, ValueError, KeyError, TypeError, RnnkitError) as exc:
+        raise CheckpointError(f"{path} is unreadable or corrupted: {exc}") from None
+    if configs[0].vocab_size != len(vocab):
+        raise CheckpointError(f"{path} is inconsistent: vocab_size {configs[0].vocab_size} but "
+                              f"{len(vocab)} symbols in the vocabulary")
+    return (*configs, vocab)
+
+
+# -- safetensors files ----------------------------------------------------------------------------
+
+
+def save_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> None:
+    """Write tensors (+ JSON-able metadata) as one safetensors file, atomically."""
+    cpu = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    meta = {"format": "rnnkit", "json": json.dumps(metadata or {})}
+    atomic_write_bytes(path, st_save(cpu, metadata=meta))
+
+
+def load_tensors(path: Path) -> tuple[dict, dict]:
+    """Read a file written by `save_tensors`: (tensors, metadata). Never unpickles anything."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"missing checkpoint file {path}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        tensors = st_load(data)
+        n = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
+        return tensors, json.loads(meta.get("json", "{}"))
+    except (SafetensorError, ValueError, TypeError, RuntimeError, OverflowError) as exc:
+        raise CheckpointError(f"{path} is truncated or corrupted ({str(exc).splitlines()[0][:120]})") from None
+
+
+def save_weights(path: Path, model: torch.nn.Module, **metadata) -> None:
+    save_tensors(path, model.state_dict(), metadata)
+
+
+def load_weights_into(model: torch.nn.Module, path: Path) -> dict:
+    """Load weights into `model` (shapes must match its config); returns the file's metadata."""
+    tensors, meta = load_tensors(path)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise CheckpointError(f"{path} does not match the model in config.json: "
+                              f"{first[1].strip() if len(first) > 1 else first[0]}") from None
+    return meta
+
+
+# -- trainer state (optimizer state dicts are nested; tensors go to safetensors, the rest to JSON) --
+
+
+def _flatten(obj, prefix: str, tensors: dict):
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        return {"__dict__": [[_flatten(k, f"{prefix}.k{i}", tensors), _flatten(v, f"{prefix}.{i}", tensors)]
+                             for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, (list, tuple)):
+        return {"__list__": [_flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)],
+                "tuple": isinstance(obj, tuple)}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
+
+
+def _unflatten(obj, tensors: dict):
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__dict__" in obj:
+            return {_unflatten(k, tensors): _unflatten(v, tensors) for k, v in obj["__dict__"]}
+        if "__list__" in obj:
+            items = [_unflatten(v, tensors) for v in obj["__list__"]]
+            return tuple(items) if obj.get("tuple") else items
+        raise ValueError("unknown node in trainer state")
+    return obj
+
+
+def save_trainer(path: Path, model, optimizer, state, progress: dict) -> None:
+    """Everything needed to continue training exactly: weights, optimizer, RNG, carried state."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    optim_tree = _flatten(optimizer.state_dict(), "optim", tensors)
+    for i, s in enumerate(state or ()):
+        tensors[f"state.{i}"] = s
+    save_tensors(path, tensors, {"progress": progress, "optimizer": optim_tree,
+                                 "state_parts": len(state or ())})
+
+
+def load_trainer(path: Path, model, optimizer) -> tuple[dict, tuple | None]:
+    """Restore model, optimizer and RNG from `save_trainer`'s file; returns (progress, carried state)."""
+    tensors, meta = load_tensors(path)
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+        optimizer.load_state_dict(_unflatten(meta["optimizer"], tensors))
+        torch.set_rng_state(tensors["rng.torch"])
+        n = meta["state_parts"]
+        state = tuple(tensors[f"state.{i}"] for i in range(n)) if n else None
+        return meta["progress"], state
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is corrupted or from another model: {str(exc).splitlines()[0][:120]}") from None
+
+
+# -- loading a trained model ------------------------------------------------------------------------
+
+
+def load(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
+    """The trained model of a run directory (a CharRNN in eval mode, with its vocabulary attached).
+
+    `checkpoint`: "best" (lowest validation loss, model.safetensors) or "last".
+    """
+    from .models import CharRNN
+    if checkpoint not in ("best", "last"):
+        raise CheckpointError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    model_cfg, _, _, vocab = read_config(run_dir)
+    model = CharRNN(model_cfg, vocab=vocab)
+    path = Path(run_dir) / (BEST if checkpoint == "best" else LAST)
+    if not path.exists() and checkpoint == "best" and (Path(run_dir) / LAST).exists():
+        path = Path(run_dir) / LAST  # no validation split: best is undefined, last is the model
+    load_weights_into(model, path)
+    return model.to(device).eval()

@@ -1,0 +1,265 @@
+"""Typed configs, one dataclass per component, and their command-line form.
+
+Every field carries its help text in `metadata["help"]`; the CLI builds its flags from these
+dataclasses (`--hidden-size` for `hidden_size`) and the Python API takes the same names as keyword
+arguments, so the two cannot drift apart. Values are checked when a config is built, so a bad value
+is reported once, with the flag's name, before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+
+
+def _opt(default, help, choices=None, cli=True, **kw):
+    """A dataclass field with its help text (and allowed values) for `--help`."""
+    meta = {"help": help, "choices": choices, "cli": cli}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+CELLS = ("rnn", "lstm", "gru")
+
+
+@dataclass
+class ModelConfig:
+    cell: str = _opt("lstm", "recurrent cell: rnn (Elman), lstm or gru", CELLS)
+    num_layers: int = _opt(2, "number of stacked recurrent layers")
+    hidden_size: int = _opt(256, "units in each recurrent layer (H)")
+    embed_size: int = _opt(64, "size of the learned character embedding (E)")
+    dropout: float = _opt(0.0, "dropout between layers and before the output head, in [0, 1)")
+    nonlinearity: str = _opt("tanh", "vanilla RNN activation: tanh or relu", ("tanh", "relu"))
+    forget_bias: float = _opt(1.0, "initial LSTM forget-gate bias (1.0 helps gradients flow early)")
+    vocab_size: int = _opt(0, "number of symbols; set from the data", cli=False)
+
+    def __post_init__(self):
+        _check_choice("cell", self.cell, CELLS)
+        _check_choice("nonlinearity", self.nonlinearity, ("tanh", "relu"))
+        for name in ("num_layers", "hidden_size", "embed_size"):
+            _check_positive(name, getattr(self, name))
+        if self.vocab_size < 0:
+            raise ConfigError(f"vocab_size must be >= 0, got {self.vocab_size}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+        _check_finite("forget_bias", self.forget_bias)
+
+
+@dataclass
+class DataConfig:
+    paths: list = _opt([], "text files or directories; empty means the bundled tiny Shakespeare", cli=False)
+    glob: str = _opt("**/*.txt", "pattern for files inside a directory given as data, e.g. '**/*.py'")
+    byte_level: bool = _opt(False, "model raw bytes (256 symbols) instead of Unicode characters")
+    split: tuple = _opt((0.9, 0.05, 0.05), "train,validation,test fractions of the text, in order, e.g. 0.9,0.1,0")
+
+    def __post_init__(self):
+        self.paths = [str(p) for p in self.paths]
+        self.split = parse_split(self.split)
+        if not self.glob:
+            raise ConfigError("--glob must not be empty")
+
+
+@dataclass
+class TrainConfig:
+    backend: str = _opt("torch", "torch (fast) or numpy (the from-scratch reference; 1 layer, rnn or lstm)",
+                        ("torch", "numpy"))
+    batch_size: int = _opt(32, "number of parallel text streams per batch (B)")
+    seq_len: int = _opt(64, "steps of truncated backprop through time per chunk (T)")
+    optimizer: str = _opt("adamw", "adamw, adam, rmsprop, adagrad or sgd (with momentum)",
+                          ("adamw", "adam", "rmsprop", "adagrad", "sgd"))
+    lr: float = _opt(3e-3, "peak learning rate")
+    weight_decay: float = _opt(0.0, "decoupled weight decay (adamw) or L2 penalty (others)")
+    momentum: float = _opt(0.9, "momentum for sgd")
+    lr_schedule: str = _opt("cosine", "constant, step (multiply by --lr-decay every --lr-decay-every steps) "
+                            "or cosine (warmup, then cosine to --min-lr over the run)",
+                            ("constant", "step", "cosine"))
+    warmup_steps: int = _opt(50, "linear warmup steps for the cosine schedule")
+    min_lr: float = _opt(0.1, "cosine schedule: final learning rate as a fraction of --lr")
+    lr_decay: float = _opt(0.97, "step schedule: factor applied every --lr-decay-every steps")
+    lr_decay_every: int = _opt(1000, "step schedule: steps between decays")
+    grad_clip: float = _opt(5.0, "clip gradients to this global norm (or value with --clip-mode value); 0 disables")
+    clip_mode: str = _opt("norm", "norm (global L2 norm) or value (each element)", ("norm", "value"))
+    max_steps: int = _opt(0, "stop after this many optimizer steps (0: no limit)")
+    max_epochs: float = _opt(0.0, "stop after this many passes over the training split (0: no limit)")
+    budget: float = _opt(0.0, "stop after this much training time, e.g. 90s, 10m, 1h (0: no limit)")
+    eval_every: int = _opt(200, "measure the validation loss every this many steps (0: only at the end)")
+    eval_max_chars: int = _opt(2_000_000, "validate on at most this many characters (0: the whole split)")
+    checkpoint_every: int = _opt(500, "write the resumable checkpoint every this many steps")
+    sample_every: int = _opt(500, "print a short sample every this many steps (0: never)")
+    sample_length: int = _opt(200, "length of the periodic samples and of the final one")
+    seed: int = _opt(1337, "random seed for initialisation, dropout and samples")
+    threads: int = _opt(0, "CPU threads for PyTorch (0: PyTorch's default)")
+    device: str = _opt("cpu", "cpu, cuda or auto (cuda when available)", ("cpu", "cuda", "auto"))
+
+    def __post_init__(self):
+        for name, choices in (("backend", ("torch", "numpy")),
+                              ("optimizer", ("adamw", "adam", "rmsprop", "adagrad", "sgd")),
+                              ("lr_schedule", ("constant", "step", "cosine")),
+                              ("clip_mode", ("norm", "value")), ("device", ("cpu", "cuda", "auto"))):
+            _check_choice(name, getattr(self, name), choices)
+        for name in ("batch_size", "seq_len", "lr_decay_every", "checkpoint_every", "sample_length"):
+            _check_positive(name, getattr(self, name))
+        for name in ("warmup_steps", "max_steps", "eval_every", "eval_max_chars", "sample_every", "threads",
+                     "weight_decay", "momentum", "grad_clip", "max_epochs"):
+            _check_non_negative(name, getattr(self, name))
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
+        if not 0.0 <= self.min_lr <= 1.0:
+            raise ConfigError(f"--min-lr is a fraction of --lr and must be in [0, 1], got {self.min_lr}")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ConfigError(f"--lr-decay must be in (0, 1], got {self.lr_decay}")
+        self.budget = parse_duration(self.budget)
+
+
+@dataclass
+class SampleConfig:
+    length: int = _opt(500, "number of characters to generate")
+    temperature: float = _opt(1.0, "divide logits by this (> 0); lower is more conservative")
+    top_k: int = _opt(0, "sample only from the k most likely characters (0: all)")
+    top_p: float = _opt(1.0, "sample from the smallest set of characters whose probability reaches p, in (0, 1]")
+    greedy: bool = _opt(False, "always take the most likely character (deterministic)")
+    beam: int = _opt(0, "beam search with this many beams instead of sampling (0: off)")
+    prime: str = _opt("", "text to run through the model before generating; it is printed first")
+    seed: int = _opt(0, "random seed (0: a random one)")
+    num_samples: int = _opt(1, "number of independent samples")
+    stop: str = _opt("", "end a sample once it produces this string (included in the output)")
+    unknown: str = _opt("error", "characters of the prime that the vocabulary lacks: error or skip",
+                        ("error", "skip"))
+
+    def __post_init__(self):
+        _check_non_negative("length", self.length)
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ConfigError(f"--temperature must be > 0, got {self.temperature}")
+        _check_non_negative("top_k", self.top_k)
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p}")
+        _check_non_negative("beam", self.beam)
+        _check_positive("num_samples", self.num_samples)
+        _check_choice("unknown", self.unknown, ("error", "skip"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Value parsing and checks
+
+
+def parse_duration(value: Any) -> float:
+    """'90s', '10m', '1.5h', '120' or a number -> seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|sec|m|min|h)?\s*", str(value))
+        if not m:
+            raise ConfigError(f"--budget must look like 90s, 10m or 1h, got {value!r}")
+        seconds = float(m.group(1)) * {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ConfigError(f"--budget must be a non-negative duration, got {value!r}")
+    return seconds
+
+
+def parse_split(value: Any) -> tuple:
+    """'0.9,0.05,0.05' or a sequence of three fractions -> a tuple that sums to 1."""
+    try:
+        parts = [float(p) for p in (value.split(",") if isinstance(value, str) else value)]
+    except (TypeError, ValueError):
+        raise ConfigError(f"--split must be three fractions like 0.9,0.05,0.05, got {value!r}") from None
+    if len(parts) != 3 or any(not math.isfinite(p) or p < 0 for p in parts) or abs(sum(parts) - 1) > 1e-6:
+        raise ConfigError(f"--split must be three non-negative fractions summing to 1, got {value!r}")
+    if parts[0] <= 0:
+        raise ConfigError("--split must give the training part a fraction > 0")
+    return tuple(parts)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ConfigError(f"{_flag(name)} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_positive(name, value):
+    if not value > 0:
+        raise ConfigError(f"{_flag(name)} must be > 0, got {value}")
+
+
+def _check_non_negative(name, value):
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{_flag(name)} must be >= 0, got {value}")
+
+
+def _check_finite(name, value):
+    if not math.isfinite(value):
+        raise ConfigError(f"{_flag(name)} must be a finite number, got {value}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Building configs from keyword overrides (the Python API) and from argparse (the CLI)
+
+
+def build(cls, overrides: dict | None = None, base=None):
+    """A new `cls` from `base` (or defaults) with `overrides` applied; never mutates `base`."""
+    values = dataclasses.asdict(base) if base is not None else {}
+    values.update(overrides or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
+    try:
+        return cls(**values)
+    except TypeError as exc:  # a value of the wrong type reaching a comparison
+        raise ConfigError(f"invalid {cls.__name__} value: {exc}") from None
+
+
+def split_overrides(overrides: dict, *classes) -> list[dict]:
+    """Route keyword options to the config class that owns them; reject names no class has."""
+    routed = [dict() for _ in classes]
+    for key, value in overrides.items():
+        for i, cls in enumerate(classes):
+            if key in {f.name for f in fields(cls)}:
+                routed[i][key] = value
+                break
+        else:
+            raise ConfigError(f"unknown option {key!r}")
+    return routed
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls, title: str) -> None:
+    """One flag per CLI field of `cls`; defaults are None so only flags the user gave override."""
+    group = parser.add_argument_group(title)
+    for f in fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = f.metadata["help"]
+        if isinstance(default, bool):
+            group.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{help_text} (default: {'on' if default else 'off'})")
+            continue
+        if isinstance(default, tuple):
+            shown = ",".join(f"{x:g}" for x in default)
+            kind = str
+        elif f.name == "budget":
+            shown, kind = "none", str
+        else:
+            shown, kind = default, type(default)
+        group.add_argument(_flag(f.name), dest=f.name, type=kind, default=None,
+                           metavar=f.name.upper().split("_")[-1] if not f.metadata["choices"] else None,
+                           choices=f.metadata["choices"], help=f"{help_text} (default: {shown!s})")
+
+
+def overrides_from_args(args: argparse.Namespace, cls) -> dict:
+    """The values the user actually passed for `cls`'s flags."""
+    return {f.name: getattr(args, f.name) for f in fields(cls)
+            if f.metadata.get("cli", True) and getattr(args, f.name, None) is not None}
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)

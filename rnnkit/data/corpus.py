@@ -1,0 +1,210 @@
+"""Text -> vocabulary -> token file, prepared once and memory-mapped.
+
+`prepare` reads the input files in fixed-size chunks (memory stays bounded whatever the corpus size),
+builds the vocabulary in a first pass and writes the token ids in a second, as a flat array of the
+smallest unsigned type that fits (`tokens.bin`), next to `vocab.json` and `meta.json`. The result is
+cached under a key made of the files' paths, sizes and modification times, so a second run on the
+same unchanged text starts at once. Training memory-maps `tokens.bin`.
+
+Splits are contiguous ranges in file order: the first `split[0]` of the tokens train, the next
+`split[1]` validate, the rest test (char-rnn and nanoGPT report on first 90% / last 10%).
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..config import DataConfig
+from ..errors import DataError
+from ..io import atomic_write_bytes, atomic_write_json
+from .vocab import Vocab, codepoints_of, describe_chars
+
+FORMAT_VERSION = 1
+CHUNK_BYTES = 1 << 22  # 4 MiB of input at a time
+BUNDLED_NAME = "tinyshakespeare.txt"
+
+
+def bundled_corpus() -> Path:
+    """Path of the tiny Shakespeare text shipped inside the package."""
+    return Path(str(resources.files("rnnkit.data").joinpath(BUNDLED_NAME)))
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("RNNKIT_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rnnkit"
+
+
+def resolve_sources(paths: list[str], glob: str) -> list[Path]:
+    """Input paths (files or directories) -> the ordered list of files to read."""
+    if not paths:
+        return [bundled_corpus()]
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.glob(glob) if f.is_file())
+            if not found:
+                raise DataError(f"directory {p} has no files matching {glob!r} (choose another with --glob)")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        elif p.exists():
+            raise DataError(f"{p} is not a regular file or directory")
+        else:
+            raise DataError(f"no such file or directory: {p}")
+    unique = list(dict.fromkeys(f.resolve() for f in files))
+    return unique
+
+
+@dataclass
+class Corpus:
+    """Prepared text: token ids (memory-mapped), the vocabulary, and the split boundaries."""
+
+    tokens: np.ndarray  # (N,) unsigned ints, memory-mapped
+    vocab: Vocab
+    sources: list[str]
+    bounds: tuple  # (train_end, val_end): train [0, a), val [a, b), test [b, N)
+    directory: Path
+
+    def split(self, name: str) -> np.ndarray:
+        a, b = self.bounds
+        ranges = {"train": (0, a), "val": (a, b), "test": (b, len(self.tokens))}
+        if name not in ranges:
+            raise DataError(f"unknown split {name!r}")
+        lo, hi = ranges[name]
+        return self.tokens[lo:hi]
+
+
+def split_bounds(n: int, split: tuple) -> tuple:
+    a = int(n * split[0])
+    b = n if split[0] + split[1] >= 1 - 1e-9 else int(n * (split[0] + split[1]))
+    return a, b
+
+
+def prepare(config: DataConfig, vocab: Vocab | None = None, out_dir: str | Path | None = None) -> Corpus:
+    """Encode the config's text (or reuse the cached encoding) and memory-map it.
+
+    With `vocab` given (fine-tuning), the text must fit that vocabulary; otherwise the vocabulary is
+    built from the text (every character it contains, in code-point order).
+    """
+    files = resolve_sources(config.paths, config.glob)
+    stats = [f.stat() for f in files]
+    key_src = {
+        "format": FORMAT_VERSION,
+        "byte_level": config.byte_level,
+        "vocab": vocab.to_json() if vocab is not None else None,
+        "files": [[str(f), s.st_size, s.st_mtime_ns] for f, s in zip(files, stats)],
+    }
+    key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:20]
+    directory = Path(out_dir) if out_dir is not None else default_cache_dir() / key
+    meta_path = directory / "meta.json"
+    meta = _read_meta(meta_path, key)
+    if meta is None:
+        meta = _encode(files, config.byte_level, vocab, directory, key)
+    vocab = Vocab.from_json(json.loads((directory / "vocab.json").read_text("utf-8")))
+    n = meta["num_tokens"]
+    tokens = np.memmap(directory / "tokens.bin", dtype=vocab.dtype, mode="r", shape=(n,))
+    return Corpus(tokens, vocab, [str(f) for f in files], split_bounds(n, config.split), directory)
+
+
+def _read_meta(path: Path, key: str) -> dict | None:
+    try:
+        meta = json.loads(path.read_text("utf-8"))
+        size = (path.parent / "tokens.bin").stat().st_size
+    except (OSError, ValueError):
+        return None
+    ok = meta.get("key") == key and size == meta.get("num_tokens", -1) * meta.get("itemsize", -1)
+    return meta if ok else None
+
+
+def _read_chunks(path: Path):
+    """Yield (offset, bytes) over a file in CHUNK_BYTES pieces."""
+    try:
+        with open(path, "rb") as fh:
+            offset = 0
+            while chunk := fh.read(CHUNK_BYTES):
+                yield offset, chunk
+                offset += len(chunk)
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _decoded_chunks(path: Path):
+    """Yield the text of a UTF-8 file chunk by chunk; a clear error at the first invalid byte."""
+    dec = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    offset = 0
+    try:
+        for offset, chunk in _read_chunks(path):
+            pending = len(dec.getstate()[0])
+            try:
+                yield dec.decode(chunk)
+            except UnicodeDecodeError as exc:
+                offset = offset - pending + exc.start
+                raise
+        yield dec.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not valid UTF-8 (first bad byte at offset {offset}); "
+                        "use --byte-level to model raw bytes") from None
+
+
+def _encode(files: list[Path], byte_level: bool, vocab: Vocab | None, directory: Path, key: str) -> dict:
+    directory.mkdir(parents=True, exist_ok=True)
+    if byte_level:
+        vocab = Vocab.bytes()
+        total = sum(f.stat().st_size for f in files)
+    else:
+        # Pass 1: the set of code points (for the vocabulary) and the token count.
+        seen_bmp = np.zeros(1 << 16, dtype=bool)
+        seen_astral: set[int] = set()
+        total = 0
+        for f in files:
+            for text in _decoded_chunks(f):
+                cps = codepoints_of(text)
+                total += len(cps)
+                seen_bmp[cps[cps < (1 << 16)]] = True
+                seen_astral.update(np.unique(cps[cps >= (1 << 16)]).tolist())
+        cps_seen = np.concatenate([np.flatnonzero(seen_bmp), np.array(sorted(seen_astral), dtype=np.int64)])
+        if vocab is None:
+            if total == 0:
+                raise DataError(_empty_message(files))
+            vocab = Vocab.from_codepoints(cps_seen)
+        elif vocab.kind == "char":
+            missing = sorted(set(cps_seen.tolist()) - set(vocab.codepoints.tolist()))
+            if missing:
+                raise DataError(f"the text has {len(missing)} character(s) outside the model's vocabulary: "
+                                f"{describe_chars([chr(c) for c in missing])}")
+    if total == 0:
+        raise DataError(_empty_message(files))
+    # Pass 2: write the ids. The temporary name keeps a half-written file from ever being used.
+    tmp = directory / f"tokens.bin.tmp-{os.getpid()}"
+    with open(tmp, "wb") as out:
+        for f in files:
+            if vocab.kind == "byte":
+                for _, chunk in _read_chunks(f):
+                    out.write(chunk)
+            else:
+                for text in _decoded_chunks(f):
+                    out.write(vocab.encode_codepoints(codepoints_of(text)).tobytes())
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, directory / "tokens.bin")
+    atomic_write_bytes(directory / "vocab.json", json.dumps(vocab.to_json(), ensure_ascii=False).encode("utf-8"))
+    meta = {"key": key, "num_tokens": int(total), "itemsize": np.dtype(vocab.dtype).itemsize,
+            "vocab_size": len(vocab), "sources": [str(f) for f in files]}
+    atomic_write_json(directory / "meta.json", meta)  # written last: marks the cache entry complete
+    return meta
+
+
+def _empty_message(files: list[Path]) -> str:
+    if len(files) == 1:
+        return f"{files[0]} is empty"
+    return f"the input text is empty ({len(files)} files, all empty)"

@@ -1,0 +1,26 @@
+"""User-facing errors.
+
+Anything the user can cause (a missing file, a bad option, a corrupted checkpoint) raises
+`RnnkitError` with a one-line message. The CLI prints that line and exits non-zero; a traceback
+means a bug in rnnkit, never bad input.
+"""
+
+
+class RnnkitError(Exception):
+    """An error caused by the user's input, reported as one line without a traceback."""
+
+
+class ConfigError(RnnkitError, ValueError):
+    """An invalid option value or an unknown option name."""
+
+
+class DataError(RnnkitError):
+    """Input text that cannot be read, decoded or batched."""
+
+
+class CheckpointError(RnnkitError):
+    """A run directory or checkpoint that is missing, truncated or corrupted."""
+
+
+class TrainingDiverged(RnnkitError):
+    """The training loss became NaN or infinite, or exploded."""

@@ -1,0 +1,5 @@
+"""One file per recurrent family (rnn.py, lstm.py, gru.py) and the language model around them (lm.py)."""
+
+from .lm import FAMILIES, CharRNN, StepTrace
+
+__all__ = ["FAMILIES", "CharRNN", "StepTrace"]

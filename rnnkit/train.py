@@ -1,0 +1,400 @@
+"""The training loop: teacher forcing, truncated BPTT with carried state, clipping, schedules,
+validation, checkpoints and exact resume.
+
+Each step takes chunk i of the B training streams (rnnkit.data.batching), runs the model from the
+state left by chunk i-1, and backpropagates through those T steps only: the state is detached
+after the step, so gradients stop at the chunk boundary while the values carry on. The state is
+reset to zeros at every epoch boundary (the streams start over) and for evaluation.
+
+The loop itself is `_loop`, read top to bottom; the helpers it calls take their inputs as arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from .config import DataConfig, ModelConfig, TrainConfig, build, split_overrides
+from .data.batching import StreamBatches
+from .data.corpus import Corpus, prepare
+from .errors import ConfigError, DataError, RnnkitError, TrainingDiverged
+from .evaluate import evaluate_tokens
+from .io import atomic_write, atomic_write_bytes
+from .models import CharRNN
+
+EXPLODE_FACTOR = 3.0  # char-rnn's rule: a loss over 3x the first one has exploded
+DEFAULT_EPOCHS = 10.0  # used only when no stop condition is given
+# Options that may change when resuming: they decide when to stop and what to report, not what is learned.
+RESUMABLE = {"max_steps", "max_epochs", "budget", "eval_every", "eval_max_chars", "checkpoint_every",
+             "sample_every", "sample_length", "threads", "device"}
+
+
+@dataclass
+class Run:
+    """What `train` returns: the run directory and the trained model (best weights loaded)."""
+
+    dir: Path
+    model: CharRNN
+    step: int
+    best_val_loss: float | None
+    final_val_loss: float | None
+    stopped_by: str
+
+    def sample(self, **options) -> str:
+        return self.model.sample(**options)
+
+    def evaluate(self, text: str, unknown: str = "error") -> dict:
+        return self.model.evaluate(text, unknown=unknown)
+
+
+class Interrupted(RnnkitError):
+    """Ctrl-C or SIGTERM: a checkpoint was written, training can resume."""
+
+
+# -- small pieces the loop uses -----------------------------------------------------------------
+
+
+def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
+    """Learning rate for optimizer step `step` (0-based); `progress` in [0, 1] is how far the run is."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    if cfg.lr_schedule == "step":  # char-rnn: multiply by a decay factor at fixed intervals
+        return cfg.lr * cfg.lr_decay ** (step // cfg.lr_decay_every)
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * warm * (cfg.min_lr + (1 - cfg.min_lr) * cosine)
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    wd = cfg.weight_decay
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=wd)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.95, weight_decay=wd)  # char-rnn's decay rate
+    if cfg.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=wd)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
+
+
+def clip_gradients(params, cfg: TrainConfig) -> float:
+    """Clip in place; returns the global gradient norm before clipping."""
+    params = [p for p in params if p.grad is not None]
+    if cfg.grad_clip and cfg.clip_mode == "value":
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        torch.nn.utils.clip_grad_value_(params, cfg.grad_clip)
+        return float(norm)
+    return float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip else float("inf")))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but PyTorch sees no CUDA GPU")
+    return torch.device(name)
+
+
+def build_model(model_cfg: ModelConfig, train_cfg: TrainConfig, vocab, device):
+    torch.manual_seed(train_cfg.seed)  # the same seed gives the same initial weights
+    if train_cfg.backend == "numpy":
+        if device.type != "cpu":
+            raise ConfigError("--backend numpy runs on the CPU only")
+        from .reference import NumpyCharRNN
+        return NumpyCharRNN(model_cfg, seed=train_cfg.seed, vocab=vocab)
+    return CharRNN(model_cfg, vocab=vocab).to(device)
+
+
+class _Metrics:
+    """metrics.jsonl: one JSON object per line, appended and flushed as training goes."""
+
+    def __init__(self, path: Path, keep_until_step: int | None):
+        self.path = path
+        if keep_until_step is not None and path.exists():
+            # Resuming: drop rows written after the checkpoint we resume from, so each step appears once.
+            rows = [line for line in path.read_text("utf-8").splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= keep_until_step]
+            atomic_write_bytes(path, "".join(r + "\n" for r in rows).encode("utf-8"))
+        self.fh = open(path, "a", encoding="utf-8")
+
+    def write(self, **row) -> None:
+        self.fh.write(json.dumps(row) + "\n")
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+class _StopSignals:
+    """Turn SIGINT/SIGTERM into a flag the loop checks after each step, so a checkpoint can be
+    written between steps (never in the middle of one)."""
+
+    def __init__(self):
+        self.received = None
+        self.previous = {}
+
+    def __enter__(self):
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def plot_losses(metrics_path: Path, out_path: Path) -> None:
+    """loss.png: training loss (raw and smoothed) and validation loss against the step."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [json.loads(line) for line in metrics_path.read_text("utf-8").splitlines() if line.strip()]
+    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    if train:
+        steps, losses = zip(*train)
+        ax.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8)
+        smooth, ema = [], losses[0]
+        for v in losses:
+            ema = 0.95 * ema + 0.05 * v
+            smooth.append(ema)
+        ax.plot(steps, smooth, color="tab:blue", label="train (smoothed)")
+    if val:
+        ax.plot(*zip(*val), color="tab:orange", marker="o", markersize=3, label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats / character)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    atomic_write(out_path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+# -- the entry point --------------------------------------------------------------------------------
+
+
+def train(data=None, out: str | Path | None = None, *, resume: str | Path | None = None,
+          init_from: str | Path | None = None, force: bool = False, progress: bool = True,
+          log=None, **options) -> Run:
+    """Train a model; the Python twin of `rnnkit train` (same option names, underscored).
+
+    data: a path or list of paths (files or directories); None uses the bundled tiny Shakespeare.
+    out: the run directory (default runs/<date-time>). resume: continue a run exactly.
+    init_from: start from another run's weights (fine-tuning; same vocabulary and architecture).
+    """
+    log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+    if resume is not None and (data is not None or init_from is not None or out is not None):
+        raise ConfigError("--resume continues a run with its own data and directory; "
+                          "don't combine it with data, --out or --init-from")
+    model_o, data_o, train_o = split_overrides(options, ModelConfig, DataConfig, TrainConfig)
+    if data is not None:
+        data_o["paths"] = [str(data)] if isinstance(data, (str, Path)) else [str(p) for p in data]
+
+    if resume is not None:
+        run_dir = Path(resume)
+        model_cfg, data_cfg, train_cfg, vocab = ckpt.read_config(run_dir)
+        fixed = sorted(set(model_o) | set(data_o) | (set(train_o) - RESUMABLE))
+        if fixed:
+            raise ConfigError(f"cannot change {', '.join(fixed)} when resuming; "
+                              f"only {', '.join(sorted(RESUMABLE))} may change")
+        train_cfg = build(TrainConfig, train_o, base=train_cfg)
+        if not (run_dir / ckpt.TRAINER).exists():
+            raise ckpt.CheckpointError(f"{run_dir} has no {ckpt.TRAINER} to resume from")
+        corpus = prepare(data_cfg)
+        if corpus.vocab != vocab:
+            raise DataError("the training text changed since this run started; it cannot be resumed exactly")
+    else:
+        init_vocab = None
+        if init_from is not None:
+            if model_o:
+                raise ConfigError(f"--init-from keeps the architecture of {init_from}; "
+                                  f"don't pass {', '.join(sorted(model_o))}")
+            model_cfg, _, _, init_vocab = ckpt.read_config(init_from)
+            data_o["byte_level"] = init_vocab.kind == "byte"
+        data_cfg = build(DataConfig, data_o)
+        train_cfg = build(TrainConfig, train_o)
+        if not (train_cfg.max_steps or train_cfg.max_epochs or train_cfg.budget):
+            train_cfg = replace(train_cfg, max_epochs=DEFAULT_EPOCHS)
+        corpus = prepare(data_cfg, vocab=init_vocab)
+        vocab = corpus.vocab
+        if init_from is None:
+            model_cfg = build(ModelConfig, {**model_o, "vocab_size": len(vocab)})
+        # Check everything that can fail before creating the run directory.
+        StreamBatches(corpus.split("train"), train_cfg.batch_size, train_cfg.seq_len, "train")
+        run_dir = ckpt.create_run_dir(out if out is not None else _default_run_dir(), force=force)
+        ckpt.write_config(run_dir, model_cfg, data_cfg, train_cfg, vocab)
+
+    if train_cfg.threads:
+        torch.set_num_threads(train_cfg.threads)
+    device = resolve_device(train_cfg.device)
+    model = build_model(model_cfg, train_cfg, vocab, device)
+    if init_from is not None:
+        ckpt.load_weights_into(model, Path(init_from) / ckpt.BEST if (Path(init_from) / ckpt.BEST).exists()
+                               else Path(init_from) / ckpt.LAST)
+    optimizer = make_optimizer(model.parameters(), train_cfg)
+    start, state = {"step": 0, "chunk": 0, "epoch": 0, "elapsed": 0.0, "best_val": None, "first_loss": None}, None
+    if resume is not None:
+        start, state = ckpt.load_trainer(run_dir / ckpt.TRAINER, model, optimizer)
+        state = None if state is None else tuple(s.to(device) for s in state)
+        log(f"resuming {run_dir} at step {start['step']}")
+    log(f"{model_cfg.cell} {model_cfg.num_layers}x{model_cfg.hidden_size}, {_count(model):,} parameters, "
+        f"vocabulary {len(vocab)}, {len(corpus.split('train')):,} training characters -> {run_dir}")
+    return _loop(run_dir, model, optimizer, corpus, train_cfg, device, start, state, progress, log)
+
+
+def _default_run_dir() -> Path:
+    base = Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, k = base, 1
+    while path.exists():
+        k += 1
+        path = base.with_name(f"{base.name}-{k}")
+    return path
+
+
+def _count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _loop(run_dir: Path, model, optimizer, corpus: Corpus, cfg: TrainConfig, device, start: dict, state,
+          show_progress: bool, log) -> Run:
+    batches = StreamBatches(corpus.split("train"), cfg.batch_size, cfg.seq_len, "train")
+    val_tokens = corpus.split("val")
+    if cfg.eval_max_chars:
+        val_tokens = val_tokens[:cfg.eval_max_chars]
+    has_val = len(val_tokens) >= 2
+    step, chunk, epoch = start["step"], start["chunk"], start["epoch"]
+    best_val, first_loss = start["best_val"], start["first_loss"]
+    last_val, last_ckpt_step = None, step
+    metrics = _Metrics(run_dir / ckpt.METRICS, keep_until_step=step if step else None)
+    t0 = time.perf_counter() - start["elapsed"]  # elapsed training time carries over a resume
+    chars_per_step = cfg.batch_size * cfg.seq_len
+
+    def elapsed() -> float:
+        return time.perf_counter() - t0
+
+    def progress_fraction() -> float:
+        done = [step / cfg.max_steps if cfg.max_steps else 0.0,
+                (epoch + chunk / len(batches)) / cfg.max_epochs if cfg.max_epochs else 0.0,
+                elapsed() / cfg.budget if cfg.budget else 0.0]
+        return max(done)
+
+    def stop_reason() -> str | None:
+        if cfg.max_steps and step >= cfg.max_steps:
+            return "max_steps"
+        if cfg.max_epochs and epoch + chunk / len(batches) >= cfg.max_epochs:
+            return "max_epochs"
+        if cfg.budget and elapsed() >= cfg.budget:
+            return "budget"
+        return None
+
+    def save_checkpoint():
+        nonlocal last_ckpt_step
+        ckpt.save_weights(run_dir / ckpt.LAST, model, step=step)
+        if not has_val:  # without validation the latest weights are the best we know of
+            ckpt.save_weights(run_dir / ckpt.BEST, model, step=step)
+        ckpt.save_trainer(run_dir / ckpt.TRAINER, model, optimizer, state,
+                          {"step": step, "chunk": chunk, "epoch": epoch, "elapsed": elapsed(),
+                           "best_val": best_val, "first_loss": first_loss})
+        last_ckpt_step = step
+
+    def validate():
+        nonlocal best_val, last_val
+        last_val = evaluate_tokens(model, val_tokens)[0]
+        metrics.write(step=step, val_loss=last_val, elapsed=round(elapsed(), 3))
+        if best_val is None or last_val < best_val:
+            best_val = last_val
+            ckpt.save_weights(run_dir / ckpt.BEST, model, step=step, val_loss=last_val)
+        return last_val
+
+    bar_total = cfg.budget if cfg.budget else (cfg.max_steps or int(cfg.max_epochs * len(batches)))
+    bar = tqdm(total=round(bar_total), initial=0, disable=not show_progress, file=sys.stderr, dynamic_ncols=True,
+               unit="s" if cfg.budget else "step", bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+    model.train()
+    stopped_by = None
+    speed_t, speed_steps = elapsed(), step  # characters per second since this session started
+    try:
+        with _StopSignals() as signals:
+            while (stopped_by := stop_reason()) is None:
+                # One optimizer step on chunk `chunk` of every stream.
+                lr = lr_at(step, progress_fraction(), cfg)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                x, y = batches.get(chunk)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                logits, state = model(x, state)  # (B, T, V); state continues the streams
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+                loss_value = loss.item()
+                if first_loss is None:
+                    first_loss = loss_value
+                if not math.isfinite(loss_value) or loss_value > EXPLODE_FACTOR * first_loss:
+                    what = "NaN" if math.isnan(loss_value) else f"exploding ({loss_value:.4g})"
+                    raise TrainingDiverged(
+                        f"loss is {what} at step {step + 1}; the last good checkpoint is step {last_ckpt_step} "
+                        f"in {run_dir}; try a lower learning rate (--lr, now {cfg.lr:g})")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = clip_gradients(model.parameters(), cfg)
+                optimizer.step()
+                state = model.detach_state(state)  # keep the values, cut the graph (truncated BPTT)
+                step += 1
+                chunk += 1
+                if chunk == len(batches):  # end of epoch: the streams start over, so does the state
+                    chunk, epoch, state = 0, epoch + 1, None
+
+                now = elapsed()
+                speed = (step - speed_steps) * chars_per_step / max(now - speed_t, 1e-9)
+                metrics.write(step=step, epoch=round(epoch + chunk / len(batches), 5), loss=loss_value, lr=lr,
+                              grad_norm=grad_norm, elapsed=round(now, 3))
+                if cfg.eval_every and step % cfg.eval_every == 0 and has_val:
+                    validate()
+                if cfg.sample_every and step % cfg.sample_every == 0:
+                    log(_preview(model, cfg, step))
+                    model.train()
+                if step % cfg.checkpoint_every == 0:
+                    save_checkpoint()
+                bar.set_postfix_str(f"step {step} loss {loss_value:.3f}"
+                                    + (f" val {last_val:.3f}" if last_val is not None else "")
+                                    + f" {speed:,.0f} char/s", refresh=False)
+                bar.update(round(now) - bar.n if cfg.budget else 1)
+                if signals.received:
+                    save_checkpoint()
+                    raise Interrupted(f"stopped by {signals.received} at step {step}; checkpoint saved, "
+                                      f"continue with: rnnkit train --resume {run_dir}")
+            bar.close()
+            # Validate the final weights unless that just happened at this very step.
+            if has_val and (last_val is None or not cfg.eval_every or step % cfg.eval_every):
+                validate()
+            save_checkpoint()
+    finally:
+        bar.close()
+        metrics.close()
+    plot_losses(run_dir / ckpt.METRICS, run_dir / ckpt.LOSS_PNG)
+    log(f"stopped by {stopped_by} after {step} steps ({elapsed():.0f}s)"
+        + (f"; validation loss {last_val:.4f} nats/char, best {best_val:.4f}" if has_val else ""))
+    # Both backends save CharRNN's parameter names, so the result is always a CharRNN.
+    best = ckpt.load(run_dir, "best", device=str(device))
+    return Run(run_dir, best, step, best_val, last_val, stopped_by)
+
+
+def _preview(model, cfg: TrainConfig, step: int) -> str:
+    from .sample import sample_text
+    text = sample_text(model, length=cfg.sample_length, temperature=0.8, seed=cfg.seed + step)
+    return f"--- sample at step {step} (temperature 0.8) ---\n{text}\n---"
