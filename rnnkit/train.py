@@ -365,7 +365,7 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, cfg: TrainConfig, dev
                               grad_norm=grad_norm, elapsed=round(now, 3))
                 if cfg.eval_every and step % cfg.eval_every == 0 and has_val:
                     validate()
-                if cfg.sample_every and step % cfg.sample_every == 0:
+                if cfg.sample_every and cfg.sample_length and step % cfg.sample_every == 0:
                     log(_preview(model, cfg, step))
                     model.train()
                 if step % cfg.checkpoint_every == 0:

@@ -27,8 +27,10 @@ class ReferenceLSTM(ReferenceModel):
     GATE_ROWS = 4
     STATE = ("h", "c")
 
-    def __init__(self, *args, forget_bias: float = 1.0, **kwargs):
+    def __init__(self, *args, forget_bias: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        if forget_bias is None:
+            return
         H = self.hidden_size
         self.params["rnn.bias_ih_l0"][H:2 * H] = forget_bias  # as rnnkit.models.lstm.init_weights
         self.params["rnn.bias_hh_l0"][H:2 * H] = 0

@@ -1,0 +1,158 @@
+"""The real `rnnkit` command in subprocesses: happy paths and every bad input of the core issue."""
+
+import json
+
+import pytest
+
+from conftest import run_cli
+
+TINY = ["--hidden-size", "16", "--embed-size", "8", "--num-layers", "1", "--batch-size", "4", "--seq-len", "8",
+        "--sample-every", "0", "--no-progress"]
+
+
+def _one_line_error(proc, *needles, after_progress=False):
+    """Exit status 1 or 2 and one line of error; a failure mid-training may follow progress lines."""
+    assert proc.returncode in (1, 2), proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 or after_progress, proc.stderr
+    assert lines[-1].startswith("rnnkit")
+    for needle in needles:
+        assert needle in lines[-1], lines[-1]
+
+
+def test_train_sample_eval_round_trip(tmp_path, small_corpus):
+    run = tmp_path / "run"
+    p = run_cli("train", small_corpus, "--out", run, "--max-steps", "30", "--sample-length", "40", *TINY)
+    assert p.returncode == 0, p.stderr
+    assert len(p.stdout.rstrip("\n")) == 40  # the closing sample goes to stdout
+    p = run_cli("sample", run, "--length", "50", "--seed", "1", "--prime", "ROMEO:", "--top-p", "0.9")
+    assert p.returncode == 0 and p.stdout.startswith("ROMEO:") and len(p.stdout) == 6 + 50 + 1
+    again = run_cli("sample", run, "--length", "50", "--seed", "1", "--prime", "ROMEO:", "--top-p", "0.9")
+    assert again.stdout == p.stdout
+    prime = tmp_path / "prime.txt"
+    prime.write_text("JULIET:\n")
+    p = run_cli("sample", run, "--length", "10", "--prime-file", prime, "--num-samples", "2", "--greedy")
+    assert p.stdout.count("JULIET:\n") == 2
+    p = run_cli("eval", run, "--json")
+    result = json.loads(p.stdout)
+    assert result["split"] == "test" and result["bpc"] > 0
+    p = run_cli("eval", run, small_corpus)
+    assert "nats/char" in p.stdout and "bits/char" in p.stdout and "perplexity" in p.stdout
+
+
+def test_interrupted_run_resumes_from_the_cli(tmp_path, small_corpus):
+    run = tmp_path / "run"
+    assert run_cli("train", small_corpus, "--out", run, "--max-steps", "10", *TINY).returncode == 0
+    p = run_cli("train", "--resume", run, "--max-steps", "20", "--no-progress", "--sample-length", "5")
+    assert p.returncode == 0 and "resuming" in p.stderr
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 20
+
+
+def test_help_explains_every_flag():
+    for command in ("train", "sample", "eval", "prepare"):
+        p = run_cli(command, "--help")
+        assert p.returncode == 0
+        flags = [w for w in p.stdout.split() if w.startswith("--")]
+        assert len(flags) > 3
+    p = run_cli("train", "--help")
+    for flag in ("--cell", "--budget", "--resume", "--init-from", "--byte-level", "--split", "--grad-clip",
+                 "--lr-schedule", "--backend", "--force"):
+        assert flag in p.stdout
+
+
+def test_prepare_reports_the_encoding(tmp_path, small_corpus):
+    p = run_cli("prepare", small_corpus, "--out", tmp_path / "prep")
+    assert p.returncode == 0 and "60,000 tokens (uint8)" in p.stdout
+    assert (tmp_path / "prep" / "tokens.bin").stat().st_size == 60_000
+    assert json.loads((tmp_path / "prep" / "vocab.json").read_text())["kind"] == "char"
+
+
+# -- bad input: one line, non-zero exit, nothing lost ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, small_corpus):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    p = run_cli("train", small_corpus, "--out", run, "--max-steps", "5", "--sample-length", "0", *TINY)
+    assert p.returncode == 0, p.stderr
+    return run
+
+
+def test_missing_file(tmp_path):
+    _one_line_error(run_cli("train", tmp_path / "nope.txt", *TINY), "no such file or directory")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "e.txt").write_text("")
+    _one_line_error(run_cli("train", tmp_path / "e.txt", *TINY), "is empty")
+
+
+def test_directory_without_text(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "image.png").write_bytes(b"\x89PNG")
+    _one_line_error(run_cli("train", tmp_path / "d", *TINY), "no files matching '**/*.txt'")
+
+
+def test_bytes_that_are_not_utf8(tmp_path):
+    (tmp_path / "b.txt").write_bytes(b"ok\xff\xfe" * 100)
+    _one_line_error(run_cli("train", tmp_path / "b.txt", *TINY), "not valid UTF-8", "--byte-level")
+
+
+def test_corpus_too_short(tmp_path):
+    (tmp_path / "s.txt").write_text("To be or not to be.\n")
+    _one_line_error(run_cli("train", tmp_path / "s.txt", *TINY), "has 18 characters", "needs at least 33")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["sample", "RUN", "--temperature", "0"], "--temperature must be > 0"),
+    (["sample", "RUN", "--temperature", "-1"], "--temperature must be > 0"),
+    (["sample", "RUN", "--top-p", "0"], "--top-p must be in (0, 1]"),
+    (["sample", "RUN", "--top-p", "1.01"], "--top-p must be in (0, 1]"),
+    (["sample", "RUN", "--length", "-5"], "--length must be >= 0"),
+    (["sample", "RUN", "--prime", "¿qué?"], "not in the vocabulary: '¿', 'é'"),
+    (["train", "--hidden-size", "-3"], "--hidden-size must be > 0"),
+    (["train", "--batch-size", "0"], "--batch-size must be > 0"),
+    (["train", "--cell", "transformer"], "invalid choice: 'transformer'"),
+    (["train", "--dropout", "1.5"], "--dropout must be in [0, 1)"),
+    (["train", "--budget", "soon"], "--budget must look like 90s"),
+    (["train", "--split", "0.5,0.6,0.1"], "--split must be three non-negative fractions summing to 1"),
+    (["train", "--lr", "0"], "--lr must be a positive number"),
+    (["train", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["eval", "RUN", "/no/such/file.txt"], "no such file"),
+    (["sample", "/no/such/run"], "no such run directory"),
+])
+def test_invalid_options(cli_run, args, needle):
+    _one_line_error(run_cli(*[str(cli_run) if a == "RUN" else a for a in args]), needle)
+
+
+def test_truncated_checkpoint(tmp_path, cli_run):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(cli_run, run)
+    data = (run / "model.safetensors").read_bytes()
+    (run / "model.safetensors").write_bytes(data[: len(data) // 2])
+    _one_line_error(run_cli("sample", run, "--length", "5"), "truncated or corrupted")
+    (run / "model.safetensors").write_bytes(b"\x00" * 64)
+    _one_line_error(run_cli("eval", run), "truncated or corrupted")
+
+
+def test_corrupted_config(tmp_path, cli_run):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(cli_run, run)
+    (run / "config.json").write_text("{not json")
+    _one_line_error(run_cli("sample", run), "unreadable or corrupted")
+
+
+def test_existing_run_directory(tmp_path, cli_run, small_corpus):
+    before = {p.name: p.read_bytes() for p in cli_run.iterdir()}
+    _one_line_error(run_cli("train", small_corpus, "--out", cli_run, *TINY), "already exists", "--force")
+    assert {p.name: p.read_bytes() for p in cli_run.iterdir()} == before
+
+
+def test_divergence_through_the_cli(tmp_path, small_corpus):
+    p = run_cli("train", small_corpus, "--out", tmp_path / "r", "--optimizer", "sgd", "--lr", "10000",
+                "--grad-clip", "0", "--max-steps", "100", *TINY)
+    _one_line_error(p, "loss is", "lower learning rate", after_progress=True)

@@ -1,0 +1,145 @@
+import json
+import math
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import checkpoint as ckpt
+from rnnkit.config import TrainConfig
+from rnnkit.errors import CheckpointError, ConfigError
+from rnnkit.train import lr_at
+
+from conftest import SMALL
+
+QUIET = dict(progress=False, log=lambda m: None)
+
+
+def _losses(run_dir):
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["loss"]) for r in rows if "loss" in r], [(r["step"], r["val_loss"]) for r in rows
+                                                                   if "val_loss" in r]
+
+
+def test_resume_continues_exactly(tmp_path, small_corpus):
+    # A step schedule and dropout make the learning rate and the RNG part of what must be restored.
+    opts = dict(SMALL, dropout=0.2, lr_schedule="step", lr_decay_every=40, lr_decay=0.5, eval_every=50,
+                checkpoint_every=1000, **QUIET)
+    straight = rnnkit.train(small_corpus, out=tmp_path / "a", max_steps=200, **opts)
+    first = rnnkit.train(small_corpus, out=tmp_path / "b", max_steps=100, **opts)
+    assert first.step == 100
+    resumed = rnnkit.train(resume=tmp_path / "b", max_steps=200, progress=False, log=lambda m: None)
+    assert resumed.step == 200
+    a_train, a_val = _losses(tmp_path / "a")
+    b_train, b_val = _losses(tmp_path / "b")
+    assert [s for s, _ in b_train] == list(range(1, 201))  # every step exactly once
+    assert a_train == b_train  # identical, not just close
+    assert a_val == b_val
+    wa, _ = ckpt.load_tensors(tmp_path / "a" / ckpt.LAST)
+    wb, _ = ckpt.load_tensors(tmp_path / "b" / ckpt.LAST)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_rejects_changes_that_alter_learning(tmp_path, trained_run):
+    with pytest.raises(ConfigError, match="cannot change hidden_size, lr when resuming"):
+        rnnkit.train(resume=trained_run.dir, hidden_size=64, lr=0.1, **QUIET)
+
+
+def test_run_directory_contents_and_checkpoint_round_trip(trained_run):
+    d = trained_run.dir
+    for name in ("config.json", "model.safetensors", "last.safetensors", "trainer.safetensors", "metrics.jsonl",
+                 "loss.png"):
+        assert (d / name).is_file(), name
+    assert (d / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    config = json.loads((d / "config.json").read_text())
+    assert config["rnnkit_version"] == rnnkit.__version__ and config["vocab"]["kind"] == "char"
+    assert config["model"]["hidden_size"] == 32
+    loaded = rnnkit.load(d)
+    tokens = torch.randint(0, loaded.config.vocab_size, (2, 30))
+    torch.testing.assert_close(loaded(tokens)[0], trained_run.model(tokens)[0], rtol=0, atol=0)
+    assert trained_run.best_val_loss < math.log(loaded.config.vocab_size)  # learned something
+
+
+def test_existing_run_directory_is_not_overwritten_without_force(tmp_path, small_corpus):
+    out = tmp_path / "run"
+    rnnkit.train(small_corpus, out=out, max_steps=3, **SMALL, **QUIET)
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(CheckpointError, match="already exists; pass --force"):
+        rnnkit.train(small_corpus, out=out, max_steps=3, **SMALL, **QUIET)
+    assert (out / "model.safetensors").read_bytes() == before
+    rnnkit.train(small_corpus, out=out, max_steps=3, force=True, seed=7, **SMALL, **QUIET)
+    assert (out / "model.safetensors").read_bytes() != before
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "thesis.tex").write_text("years of work")
+    with pytest.raises(CheckpointError, match="not an rnnkit run directory"):
+        rnnkit.train(small_corpus, out=other, max_steps=3, force=True, **SMALL, **QUIET)
+    assert (other / "thesis.tex").read_text() == "years of work"
+
+
+def test_overfit_tiny_text_then_reproduce_it_greedily(tmp_path):
+    verse = "Shall I compare thee to a summer's day?\nThou art more lovely and more temperate.\n"
+    f = tmp_path / "verse.txt"
+    f.write_text(verse * 30)
+    run = rnnkit.train(f, out=tmp_path / "run", cell="lstm", num_layers=1, hidden_size=96, embed_size=16,
+                       batch_size=4, seq_len=40, lr=1e-2, max_steps=250, split="1,0,0", sample_every=0, **QUIET)
+    out = run.model.sample(prime="Shall", greedy=True, length=len(verse) * 2 - 5)
+    assert out == (verse * 2)
+
+
+def test_stop_conditions(tmp_path, small_corpus):
+    run = rnnkit.train(small_corpus, out=tmp_path / "e", max_epochs=0.5, **SMALL, **QUIET)
+    assert run.stopped_by == "max_epochs"
+    steps_per_epoch = (int(60_000 * 0.9) - 1) // 8 // 16
+    assert run.step == math.ceil(0.5 * steps_per_epoch)
+    run = rnnkit.train(small_corpus, out=tmp_path / "b", budget="1.5s", **SMALL, **QUIET)
+    assert run.stopped_by == "budget" and run.step > 0
+
+
+def test_divergence_stops_with_a_clear_message(tmp_path, small_corpus):
+    with pytest.raises(rnnkit.errors.TrainingDiverged, match=r"at step \d+.*lower learning rate \(--lr"):
+        rnnkit.train(small_corpus, out=tmp_path / "d", optimizer="sgd", lr=1e4, grad_clip=0, max_steps=100,
+                     **SMALL, **QUIET)
+
+
+def test_init_from_fine_tunes_and_names_missing_characters(tmp_path, trained_run, small_corpus, shakespeare_text):
+    other = tmp_path / "other.txt"
+    other.write_text(shakespeare_text[30_000:60_000])  # same alphabet, other text
+    run = rnnkit.train(other, out=tmp_path / "ft", init_from=trained_run.dir, max_steps=5, batch_size=8, seq_len=16,
+                       sample_every=0, **QUIET)
+    assert run.model.vocab == trained_run.model.vocab
+    alien = tmp_path / "alien.txt"
+    alien.write_text(shakespeare_text[:30_000] + "§")
+    with pytest.raises(rnnkit.errors.DataError, match="outside the model's vocabulary: '§'"):
+        rnnkit.train(alien, out=tmp_path / "ft2", init_from=trained_run.dir, max_steps=5, **QUIET)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "adagrad", "sgd"])
+def test_every_optimizer_lowers_the_loss(tmp_path, small_corpus, optimizer):
+    lr = {"sgd": 1.0, "adagrad": 0.05}.get(optimizer, 3e-3)
+    rnnkit.train(small_corpus, out=tmp_path / "o", optimizer=optimizer, lr=lr, max_steps=60, clip_mode="value",
+                 **SMALL, **QUIET)
+    losses = [loss for _, loss in _losses(tmp_path / "o")[0]]
+    assert sum(losses[-10:]) / 10 < losses[0] - 0.3
+
+
+def test_learning_rate_schedules():
+    const = TrainConfig(lr=1.0, lr_schedule="constant")
+    assert lr_at(0, 0.0, const) == lr_at(999, 0.7, const) == 1.0
+    step = TrainConfig(lr=1.0, lr_schedule="step", lr_decay=0.5, lr_decay_every=10)
+    assert [lr_at(s, 0, step) for s in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
+    cos = TrainConfig(lr=1.0, lr_schedule="cosine", warmup_steps=10, min_lr=0.1)
+    assert lr_at(0, 0.0, cos) == pytest.approx(0.1)  # warmup
+    assert lr_at(50, 0.0, cos) == pytest.approx(1.0)
+    assert lr_at(50, 0.5, cos) == pytest.approx(0.55)
+    assert lr_at(50, 1.0, cos) == pytest.approx(0.1)
+
+
+def test_numpy_backend_trains_and_its_run_samples(tmp_path, small_corpus):
+    run = rnnkit.train(small_corpus, out=tmp_path / "np", backend="numpy", cell="rnn", num_layers=1, hidden_size=24,
+                       embed_size=8, batch_size=4, seq_len=10, max_steps=40, eval_every=0, sample_every=0, **QUIET)
+    losses = [loss for _, loss in _losses(run.dir)[0]]
+    assert losses[-1] < losses[0]
+    assert len(run.model.sample(length=20, seed=1)) == 20
+    with pytest.raises(ConfigError, match="--backend numpy supports"):
+        rnnkit.train(small_corpus, out=tmp_path / "np2", backend="numpy", cell="gru", max_steps=1, **QUIET)
