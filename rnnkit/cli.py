@@ -154,6 +154,10 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # e.g. `rnnkit sample RUN | head`: the reader left, which is fine
         sys.stdout = None
         return 0
+    except OSError as exc:  # the environment failed: disk full, permission denied, read-only file system
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"rnnkit {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

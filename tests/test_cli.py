@@ -156,3 +156,37 @@ def test_divergence_through_the_cli(tmp_path, small_corpus):
     p = run_cli("train", small_corpus, "--out", tmp_path / "r", "--optimizer", "sgd", "--lr", "10000",
                 "--grad-clip", "0", "--max-steps", "100", *TINY)
     _one_line_error(p, "loss is", "lower learning rate", after_progress=True)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path, small_corpus):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "rnnkit", "train", str(small_corpus), "--out", str(run),
+                             "--max-steps", "100000", "--checkpoint-every", "100000", *TINY],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 2000):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved" in err and "--resume" in err and "Traceback" not in err
+    steps = [json.loads(x)["step"] for x in metrics.read_text().splitlines()]
+    p = run_cli("train", "--resume", run, "--max-steps", str(max(steps) + 3), "--no-progress", "--sample-length", "0")
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(x) for x in metrics.read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == list(range(1, max(steps) + 4))
+
+
+def test_numpy_backend_from_the_cli(tmp_path, small_corpus):
+    run = tmp_path / "np"
+    p = run_cli("train", small_corpus, "--out", run, "--backend", "numpy", "--cell", "lstm", "--num-layers", "1",
+                "--hidden-size", "12", "--embed-size", "6", "--batch-size", "4", "--seq-len", "8", "--max-steps", "10",
+                "--sample-every", "0", "--sample-length", "20", "--no-progress")
+    assert p.returncode == 0, p.stderr
+    assert len(p.stdout.rstrip("\n")) == 20
