@@ -41,18 +41,28 @@ LOSS_PNG = "loss.png"
 # -- run directories ------------------------------------------------------------------------------
 
 
-def create_run_dir(path: str | Path, force: bool = False) -> Path:
-    """Make a fresh run directory. An existing non-empty one is an error unless `force`, and even
-    then only a directory that is an rnnkit run (it has config.json) is cleared."""
+def check_new_run_dir(path: str | Path, force: bool = False) -> bool:
+    """Raise if `path` may not become a new run directory; True if it holds a run to replace.
+
+    An existing non-empty directory is an error unless `force`, and even then only a directory that
+    is an rnnkit run (it has config.json) may be replaced."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"{path} exists and is not a directory")
-    if path.exists() and any(path.iterdir()):
-        if not force:
-            raise CheckpointError(f"run directory {path} already exists; pass --force to replace it "
-                                  f"or --resume {path} to continue it")
-        if not (path / CONFIG).is_file():
-            raise CheckpointError(f"{path} is not an rnnkit run directory (no {CONFIG}); refusing to replace it")
+    if not (path.exists() and any(path.iterdir())):
+        return False
+    if not force:
+        raise CheckpointError(f"run directory {path} already exists; pass --force to replace it "
+                              f"or --resume {path} to continue it")
+    if not (path / CONFIG).is_file():
+        raise CheckpointError(f"{path} is not an rnnkit run directory (no {CONFIG}); refusing to replace it")
+    return True
+
+
+def create_run_dir(path: str | Path, force: bool = False) -> Path:
+    """Make a fresh run directory (see `check_new_run_dir` for when an existing one is replaced)."""
+    path = Path(path)
+    if check_new_run_dir(path, force):
         shutil.rmtree(path)
     try:
         path.mkdir(parents=True, exist_ok=True)

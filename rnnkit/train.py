@@ -222,6 +222,8 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
         if corpus.vocab != vocab:
             raise DataError("the training text changed since this run started; it cannot be resumed exactly")
     else:
+        out = Path(out) if out is not None else _default_run_dir()
+        ckpt.check_new_run_dir(out, force)  # fail before any slow work
         init_vocab = None
         if init_from is not None:
             if model_o:
@@ -237,18 +239,19 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
         vocab = corpus.vocab
         if init_from is None:
             model_cfg = build(ModelConfig, {**model_o, "vocab_size": len(vocab)})
-        # Check everything that can fail before creating the run directory.
-        StreamBatches(corpus.split("train"), train_cfg.batch_size, train_cfg.seq_len, "train")
-        run_dir = ckpt.create_run_dir(out if out is not None else _default_run_dir(), force=force)
-        ckpt.write_config(run_dir, model_cfg, data_cfg, train_cfg, vocab)
 
     if train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)
     device = resolve_device(train_cfg.device)
     model = build_model(model_cfg, train_cfg, vocab, device)
     if init_from is not None:
-        ckpt.load_weights_into(model, Path(init_from) / ckpt.BEST if (Path(init_from) / ckpt.BEST).exists()
-                               else Path(init_from) / ckpt.LAST)
+        best = Path(init_from) / ckpt.BEST
+        ckpt.load_weights_into(model, best if best.exists() else Path(init_from) / ckpt.LAST)
+    if resume is None:
+        # Everything that can fail on bad input has been checked before the run directory appears.
+        StreamBatches(corpus.split("train"), train_cfg.batch_size, train_cfg.seq_len, "train")
+        run_dir = ckpt.create_run_dir(out, force=force)
+        ckpt.write_config(run_dir, model_cfg, data_cfg, train_cfg, vocab)
     optimizer = make_optimizer(model.parameters(), train_cfg)
     start, state = {"step": 0, "chunk": 0, "epoch": 0, "elapsed": 0.0, "best_val": None, "first_loss": None}, None
     if resume is not None:
@@ -325,8 +328,9 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, cfg: TrainConfig, dev
         return last_val
 
     bar_total = cfg.budget if cfg.budget else (cfg.max_steps or int(cfg.max_epochs * len(batches)))
-    bar = tqdm(total=round(bar_total), initial=0, disable=not show_progress, file=sys.stderr, dynamic_ncols=True,
-               unit="s" if cfg.budget else "step", bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+    bar = tqdm(total=round(bar_total), initial=round(elapsed()) if cfg.budget else step, disable=not show_progress,
+               file=sys.stderr, dynamic_ncols=True, unit="s" if cfg.budget else "step",
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     model.train()
     stopped_by = None
     speed_t, speed_steps = elapsed(), step  # characters per second since this session started
