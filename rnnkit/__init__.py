@@ -12,7 +12,8 @@ __version__ = "0.1.0"
 
 from .checkpoint import load  # noqa: E402
 from .config import DataConfig, ModelConfig, SampleConfig, TrainConfig  # noqa: E402
-from .data import Vocab, prepare  # noqa: E402
+from .data import Vocab  # noqa: E402
+from .data import prepare_text as prepare  # noqa: E402
 from .errors import RnnkitError  # noqa: E402
 from .evaluate import evaluate  # noqa: E402
 from .models import CharRNN  # noqa: E402

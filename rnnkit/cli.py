@@ -73,10 +73,8 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_prepare(args) -> int:
-    from .config import build
-    from .data.corpus import prepare
-    cfg = build(DataConfig, {"paths": args.data, **overrides_from_args(args, DataConfig)})
-    corpus = prepare(cfg, out_dir=args.out)
+    from .data.corpus import prepare_text
+    corpus = prepare_text(args.data, out=args.out, **overrides_from_args(args, DataConfig))
     a, b = corpus.bounds
     print(f"{len(corpus.tokens):,} tokens ({corpus.tokens.dtype}), vocabulary {len(corpus.vocab)} "
           f"({corpus.vocab.kind}), train/val/test {a:,}/{b - a:,}/{len(corpus.tokens) - b:,} -> {corpus.directory}")

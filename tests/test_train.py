@@ -143,3 +143,30 @@ def test_numpy_backend_trains_and_its_run_samples(tmp_path, small_corpus):
     assert len(run.model.sample(length=20, seed=1)) == 20
     with pytest.raises(ConfigError, match="--backend numpy supports"):
         rnnkit.train(small_corpus, out=tmp_path / "np2", backend="numpy", cell="gru", max_steps=1, **QUIET)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_other_families_train(tmp_path, small_corpus, cell):
+    run = rnnkit.train(small_corpus, out=tmp_path / cell, cell=cell, max_steps=60, lr_schedule="constant",
+                       **SMALL, **QUIET)
+    losses = [loss for _, loss in _losses(run.dir)[0]]
+    assert sum(losses[-5:]) / 5 < losses[0] - 0.5
+    assert rnnkit.load(run.dir).config.cell == cell
+
+
+def test_byte_level_run_on_text_that_is_not_utf8(tmp_path):
+    f = tmp_path / "latin1.txt"
+    f.write_bytes(("Ça coûte cher, garçon. " * 200).encode("latin-1"))
+    run = rnnkit.train(f, out=tmp_path / "bytes", byte_level=True, max_steps=20, split="0.8,0.2,0", **SMALL, **QUIET)
+    assert run.model.vocab.kind == "byte" and run.model.config.vocab_size == 256
+    assert isinstance(run.model.sample(length=30, seed=1), str)
+    result = rnnkit.evaluate(run.dir, f)
+    assert result["chars"] > 4000 and result["nats"] < math.log(256)
+
+
+def test_api_mirrors_the_commands(tmp_path, trained_run, small_corpus):
+    samples = rnnkit.sample(trained_run.dir, length=20, num_samples=3, seed=9)
+    assert len(samples) == 3 and all(len(s) == 20 for s in samples) and len(set(samples)) > 1
+    assert rnnkit.evaluate(trained_run.dir)["split"] == "test"
+    corpus = rnnkit.prepare(small_corpus, out=tmp_path / "prep", split="0.8,0.1,0.1")
+    assert len(corpus.tokens) == 60_000 and corpus.bounds == (48_000, 54_000)

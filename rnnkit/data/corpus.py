@@ -116,6 +116,14 @@ def prepare(config: DataConfig, vocab: Vocab | None = None, out_dir: str | Path 
     return Corpus(tokens, vocab, [str(f) for f in files], split_bounds(n, config.split), directory)
 
 
+def prepare_text(data=None, out: str | Path | None = None, **options) -> Corpus:
+    """`rnnkit prepare`: encode `data` (a path or list of paths; None: the bundled corpus) with the
+    DataConfig options (glob, byte_level, split), into `out` or the cache."""
+    from ..config import build
+    paths = [] if data is None else [str(data)] if isinstance(data, (str, Path)) else [str(p) for p in data]
+    return prepare(build(DataConfig, {**options, "paths": paths}), out_dir=out)
+
+
 def _read_meta(path: Path, key: str) -> dict | None:
     try:
         meta = json.loads(path.read_text("utf-8"))
