@@ -43,8 +43,7 @@ class ModelConfig:
     vocab_size: int = _opt(0, "number of symbols; set from the data", cli=False)
 
     def __post_init__(self):
-        _check_choice("cell", self.cell, CELLS)
-        _check_choice("nonlinearity", self.nonlinearity, ("tanh", "relu"))
+        _check_choices(self)
         for name in ("num_layers", "hidden_size", "embed_size"):
             _check_positive(name, getattr(self, name))
         if self.vocab_size < 0:
@@ -102,11 +101,7 @@ class TrainConfig:
     device: str = _opt("cpu", "cpu, cuda or auto (cuda when available)", ("cpu", "cuda", "auto"))
 
     def __post_init__(self):
-        for name, choices in (("backend", ("torch", "numpy")),
-                              ("optimizer", ("adamw", "adam", "rmsprop", "adagrad", "sgd")),
-                              ("lr_schedule", ("constant", "step", "cosine")),
-                              ("clip_mode", ("norm", "value")), ("device", ("cpu", "cuda", "auto"))):
-            _check_choice(name, getattr(self, name), choices)
+        _check_choices(self)
         for name in ("batch_size", "seq_len", "lr_decay_every", "checkpoint_every"):
             _check_positive(name, getattr(self, name))
         for name in ("warmup_steps", "max_steps", "eval_every", "eval_max_chars", "sample_every", "sample_length", "threads",
@@ -137,6 +132,7 @@ class SampleConfig:
                         ("error", "skip"))
 
     def __post_init__(self):
+        _check_choices(self)
         _check_non_negative("length", self.length)
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ConfigError(f"--temperature must be > 0, got {self.temperature}")
@@ -145,7 +141,6 @@ class SampleConfig:
             raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p}")
         _check_non_negative("beam", self.beam)
         _check_positive("num_samples", self.num_samples)
-        _check_choice("unknown", self.unknown, ("error", "skip"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,9 +178,12 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ConfigError(f"{_flag(name)} must be one of {', '.join(choices)}; got {value!r}")
+def _check_choices(config) -> None:
+    """Every field declared with `choices` holds one of them."""
+    for f in fields(config):
+        choices, value = f.metadata.get("choices"), getattr(config, f.name)
+        if choices and value not in choices:
+            raise ConfigError(f"{_flag(f.name)} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _check_positive(name, value):
