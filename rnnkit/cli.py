@@ -4,6 +4,11 @@
     rnnkit sample RUN_DIR [options]       generate text
     rnnkit eval RUN_DIR [FILE]            loss, bits per character and perplexity
     rnnkit prepare DATA ...               encode text into a token file ahead of time
+    rnnkit inspect RUN_DIR --text FILE    HTML report of the cells over a text
+    rnnkit cells RUN_DIR --text FILE      find interpretable cells
+    rnnkit gates RUN_DIR --text FILE      gate saturation statistics
+    rnnkit ngram TRAIN --test FILE        n-gram baselines
+    rnnkit compare RUN_DIR --train F --test F   RNN against the best n-gram
 
 Errors the user can cause print one line and exit with status 1 (2 for bad command-line usage,
 130 after an interruption that saved a checkpoint); a traceback means a bug in rnnkit.
@@ -81,6 +86,123 @@ def _cmd_prepare(args) -> int:
     return 0
 
 
+def _cmd_inspect(args) -> int:
+    from .checkpoint import load
+    from .inspect.run import feature_set, inspect
+    _check_positive(max_chars=args.max_chars, search_chars=args.search_chars)
+    model = load(args.run_dir, args.checkpoint)
+    result = inspect(model, args.text, args.out, max_chars=args.max_chars, search_chars=args.search_chars,
+                     features=feature_set(args.features), npz=args.npz, lstmvis=args.lstmvis)
+    for line in result["gates"]:
+        print(line)
+    for s in result["cells"][:5]:
+        print(s.describe())
+    print("wrote " + ", ".join(str(p) for p in result["written"]))
+    return 0
+
+
+def _cmd_cells(args) -> int:
+    from .checkpoint import load
+    from .inspect.cells import best_table
+    from .inspect.run import feature_set, find_cells, plot_best_cells, read_text
+    _check_positive(max_chars=args.max_chars, top=args.top)
+    features = feature_set(args.features, [f.strip() for f in args.only.split(",")] if args.only else None)
+    results = find_cells(load(args.run_dir, args.checkpoint), read_text(args.text, args.max_chars), features,
+                         args.kinds)
+    if not results:
+        raise RnnkitError("no feature varies over this text; try a longer --max-chars or other --features")
+    print(best_table(results))
+    if args.top > 1:
+        for name, scores in results.items():
+            print(f"\n{name}: top {args.top}")
+            for s in scores[:args.top]:
+                print("  " + s.describe())
+    if args.json:
+        from dataclasses import asdict
+        from .io import atomic_write_json
+        atomic_write_json(args.json, {k: [asdict(s) for s in v[:args.top]] for k, v in results.items()})
+    if args.plot:
+        plot_best_cells(results, args.plot)
+    return 0
+
+
+def _cmd_gates(args) -> int:
+    from .checkpoint import load
+    from .inspect import gates
+    from .inspect.activations import activations
+    from .inspect.run import read_text
+    _check_positive(max_chars=args.max_chars)
+    model = load(args.run_dir, args.checkpoint)
+    if model.config.cell == "rnn":
+        raise RnnkitError("a vanilla RNN has no gates; gate saturation needs an lstm or gru run")
+    stats = gates.saturation(activations(model, read_text(args.text, args.max_chars)), model.config.cell)
+    print("\n".join(gates.summary(stats)))
+    if args.out:
+        gates.plot(stats, args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _parse_orders(spec: str) -> tuple[int, int]:
+    """'20' or '1..20' -> (lo, hi)."""
+    try:
+        lo, _, hi = spec.partition("..")
+        lo, hi = (int(lo), int(hi)) if hi else (1, int(lo))
+    except ValueError:
+        raise RnnkitError(f"-n must look like 20 or 1..20, got {spec!r}") from None
+    if not 1 <= lo <= hi <= 64:
+        raise RnnkitError(f"-n must satisfy 1 <= lo <= hi <= 64, got {spec!r}")
+    return lo, hi
+
+
+def _cmd_ngram(args) -> int:
+    from .inspect.ngram import joint_vocab, loss_by_order
+    from .inspect.run import ngram_table, read_text
+    lo, hi = _parse_orders(args.n)
+    train, test = read_text(args.train), read_text(args.test)
+    vocab = joint_vocab(train, test)
+    by_order = loss_by_order(vocab.encode(train), vocab.encode(test), hi, len(vocab))
+    shown = {n: v for n, v in by_order.items() if n >= lo}
+    print(ngram_table(shown))
+    if args.plot:
+        _plot_orders(shown, args.plot)
+    return 0
+
+
+def _plot_orders(by_order: dict, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io import atomic_write
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    ax.plot(list(by_order), list(by_order.values()), marker="o")
+    ax.set(xlabel="n (characters of context + 1)", ylabel="test loss (nats / character)",
+           title="Witten-Bell character n-grams")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def _cmd_compare(args) -> int:
+    from .checkpoint import load
+    from .inspect.compare import compare
+    from .inspect.run import read_text
+    _, hi = _parse_orders(args.n)
+    result = compare(load(args.run_dir, args.checkpoint), read_text(args.train), read_text(args.test), hi)
+    print(result.table())
+    if args.plot:
+        result.plot(args.plot)
+    return 0
+
+
+def _check_positive(**values) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise RnnkitError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
 def _write(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -135,6 +257,67 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the cache, $RNNKIT_CACHE or ~/.cache/rnnkit)")
     add_arguments(p, DataConfig, "data")
     p.set_defaults(func=_cmd_prepare)
+
+    def run_and_text(p, text_help="text to run the model over (UTF-8)", max_chars=20000):
+        p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by rnnkit train")
+        p.add_argument("--text", required=True, metavar="FILE", help=text_help)
+        p.add_argument("--max-chars", type=int, default=max_chars,
+                       help=f"use at most this many characters of FILE (default: {max_chars})")
+        p.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                       help="weights with the best validation loss, or the latest (default: best)")
+
+    p = sub.add_parser("inspect", help="HTML report: cell heat maps, guesses, loss, interpretable cells",
+                       description="Write one self-contained HTML page showing the model's cells over the text "
+                       "(with PNG figures beside it), and optionally export the activations.")
+    run_and_text(p, "text to look at (UTF-8)", max_chars=2000)
+    p.add_argument("--out", required=True, metavar="HTML", help="the report to write, e.g. report.html")
+    p.add_argument("--search-chars", type=int, default=20000,
+                   help="characters of FILE over which cells are scored and gates counted (default: 20000)")
+    p.add_argument("--features", metavar="PY", help="extra feature functions: a .py file or module (see rnnkit cells)")
+    p.add_argument("--npz", metavar="FILE", help="also save every activation to FILE (.npz)")
+    p.add_argument("--lstmvis", metavar="DIR", help="also export the states to DIR in LSTMVis's format")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("cells", help="find cells that track features of the text",
+                       description="Score every cell against features of the text (Pearson r for numbers, ROC "
+                       "AUC for yes/no features) and print the best cell per feature.")
+    run_and_text(p)
+    p.add_argument("--features", metavar="PY", help="a .py file or module with a FEATURES dict or feature_* "
+                   "functions, each f(text) -> one number or bool per character")
+    p.add_argument("--only", metavar="NAMES", help="comma-separated features to score (default: all)")
+    p.add_argument("--kinds", default="state", help="what to score: state (h and c), all (also gates) or a "
+                   "comma list like h,gate:forget (default: state)")
+    p.add_argument("--top", type=int, default=1, help="also list the top N cells of each feature (default: 1)")
+    p.add_argument("--json", metavar="FILE", help="write the top cells of every feature as JSON")
+    p.add_argument("--plot", metavar="PNG", help="bar chart of the best score per feature")
+    p.set_defaults(func=_cmd_cells)
+
+    p = sub.add_parser("gates", help="gate saturation statistics (LSTM, GRU)",
+                       description="How often each gate unit is shut (< 0.1) or open (> 0.9) over the text.")
+    run_and_text(p)
+    p.add_argument("--out", metavar="PNG", help="write the saturation scatter plot here")
+    p.set_defaults(func=_cmd_gates)
+
+    p = sub.add_parser("ngram", help="character n-gram baselines (Witten-Bell)",
+                       description="Fit interpolated Witten-Bell character n-grams on TRAIN and report the test "
+                       "loss for each n.")
+    p.add_argument("train", metavar="TRAIN_TEXT", help="training text (UTF-8)")
+    p.add_argument("--test", required=True, metavar="FILE", help="test text (UTF-8)")
+    p.add_argument("-n", default="1..20", help="orders to report: 20 or 1..20 (default: 1..20)")
+    p.add_argument("--plot", metavar="PNG", help="plot the loss against n")
+    p.set_defaults(func=_cmd_ngram)
+
+    p = sub.add_parser("compare", help="an RNN run against the best n-gram, with an error breakdown",
+                       description="Line a run up against the best n-gram (fitted on TRAIN) on the same test "
+                       "text: overall loss, and by character class and position in the line.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by rnnkit train")
+    p.add_argument("--train", required=True, metavar="FILE", help="text to fit the n-grams on (UTF-8)")
+    p.add_argument("--test", required=True, metavar="FILE", help="text both models are scored on (UTF-8)")
+    p.add_argument("-n", default="20", help="largest n-gram order to try (default: 20)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="weights with the best validation loss, or the latest (default: best)")
+    p.add_argument("--plot", metavar="PNG", help="bar charts of the breakdown")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

@@ -1,0 +1,175 @@
+"""One self-contained HTML page to look inside a model on a piece of text.
+
+The page (no network, no external scripts or fonts) shows the text with every character coloured
+by one cell's activation, blue (-1 or shut) to red (+1 or open) as in the paper and lecture slides;
+controls switch the layer, the cell and the quantity (h, the LSTM cell state c shown as tanh(c), or
+a gate); hovering a character shows the model's top-5 guesses for the next one; a loss view
+colours every character by how surprised the model was; the cells found by the interpretable-cell
+search are listed with their scores and open with one click.
+
+Activations travel inside the page as base64 bytes (each value quantised to 256 levels over its
+known range), which keeps a few thousand characters of a 2x256 LSTM to a few megabytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+
+import numpy as np
+
+from .activations import Activations, describe_symbol
+
+# Value range of each quantity, for colouring: tanh-bounded, or sigmoid gates in [0, 1].
+_TANH_GATES = {"candidate", "new"}
+
+
+def _range(kind: str) -> tuple[float, float]:
+    if kind.startswith("gate:") and kind[5:] not in _TANH_GATES:
+        return 0.0, 1.0
+    return -1.0, 1.0
+
+
+def _quantise(values: np.ndarray, kind: str) -> str:
+    lo, hi = _range(kind)
+    if kind == "c":
+        values = np.tanh(values)  # the cell state is unbounded; the paper colours tanh(c)
+    q = np.clip(np.rint((values - lo) / (hi - lo) * 255), 0, 255).astype(np.uint8)  # (T, H)
+    return base64.b64encode(q.tobytes()).decode("ascii")
+
+
+def render_report(acts: Activations, vocab, title: str, cells: list | None = None, info: str = "") -> str:
+    """The report page as a string. `cells`: CellScore list from rnnkit.inspect.cells (may be empty)."""
+    T, H, L = len(acts.tokens), acts.h[0].shape[1], len(acts.h)
+    data = {
+        "chars": acts.chars,
+        "loss": [None if np.isnan(x) else round(float(x), 3) for x in acts.loss],
+        "top": [[[describe_symbol(vocab, int(i)), round(float(p), 3)] for i, p in zip(ids, probs)]
+                for ids, probs in zip(acts.top_ids, acts.top_probs)],
+        "T": T, "H": H, "L": L, "kinds": acts.kinds(),
+        "ranges": {k: _range(k) for k in acts.kinds()},
+        "acts": {f"{k}/{layer}": _quantise(acts.values(k, layer), k) for k in acts.kinds() for layer in range(L)},
+        "cells": [{"feature": c.feature, "metric": c.metric, "score": round(c.score, 3), "raw": round(c.raw, 3),
+                   "layer": c.layer, "kind": c.kind, "unit": c.unit} for c in (cells or [])],
+    }
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    return _PAGE.replace("__TITLE__", html.escape(title)).replace("__INFO__", html.escape(info)) \
+                .replace("__DATA__", payload)
+
+
+_PAGE = r"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<title>__TITLE__</title>
+<style>
+ body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #222; background: #fafafa; }
+ header { padding: 10px 16px; background: #fff; border-bottom: 1px solid #ddd; position: sticky; top: 0; z-index: 2; }
+ h1 { font-size: 17px; margin: 0 0 4px; } .info { color: #666; font-size: 12px; }
+ .controls { display: flex; flex-wrap: wrap; gap: 14px; align-items: center; margin-top: 8px; }
+ .controls label { display: flex; gap: 6px; align-items: center; }
+ main { display: flex; gap: 16px; padding: 12px 16px; }
+ #text { flex: 1; font: 13px/1.55 ui-monospace, "DejaVu Sans Mono", monospace; white-space: pre-wrap; word-break: break-all;
+         background: #fff; border: 1px solid #ddd; padding: 10px; min-width: 0; }
+ #text span { border-radius: 2px; }
+ #text span.hover { outline: 1px solid #000; }
+ aside { width: 330px; flex-shrink: 0; }
+ aside h2 { font-size: 14px; margin: 0 0 6px; }
+ #cells button { display: block; width: 100%; text-align: left; margin: 2px 0; padding: 4px 6px; border: 1px solid #ccc;
+                 background: #fff; border-radius: 3px; cursor: pointer; font-size: 12px; }
+ #cells button.active { background: #e8f0ff; border-color: #4a7bd0; }
+ #tip { position: fixed; pointer-events: none; background: #fff; border: 1px solid #999; padding: 6px 8px; font-size: 12px;
+        box-shadow: 0 2px 6px rgba(0,0,0,.2); display: none; z-index: 3; min-width: 170px; }
+ #tip table { border-collapse: collapse; } #tip td { padding: 0 6px 0 0; font-family: ui-monospace, monospace; }
+ .legend { display: inline-block; width: 140px; height: 10px; vertical-align: middle;
+           background: linear-gradient(to right, rgb(71,71,255), #fff, rgb(255,71,71)); border: 1px solid #ccc; }
+ #error { color: #b00; font-weight: bold; }
+</style></head>
+<body data-status="loading">
+<header>
+ <h1>__TITLE__</h1><div class="info">__INFO__</div>
+ <div class="controls">
+  <label>view <select id="mode"><option value="act">cell activation</option><option value="loss">loss per character</option></select></label>
+  <label>quantity <select id="kind"></select></label>
+  <label>layer <select id="layer"></select></label>
+  <label>cell <input id="unit" type="number" min="0" value="0" style="width:5em"> <input id="unitSlider" type="range" min="0" value="0"></label>
+  <span id="legend"><span class="legend"></span> <span id="legendText"></span></span>
+  <span id="error"></span>
+ </div>
+</header>
+<main><div id="text"></div>
+<aside><h2>Cells found by the search</h2><div id="cells"></div></aside></main>
+<div id="tip"></div>
+<script id="data" type="application/json">__DATA__</script>
+<script>
+"use strict";
+window.onerror = function (msg) { document.body.dataset.status = "error"; document.getElementById("error").textContent = "error: " + msg; };
+const D = JSON.parse(document.getElementById("data").textContent);
+const $ = (id) => document.getElementById(id);
+const bytes = {};  // "kind/layer" -> Uint8Array of T*H quantised values, decoded on first use
+function acts(kind, layer) {
+  const key = kind + "/" + layer;
+  if (!bytes[key]) { const s = atob(D.acts[key]); const a = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); bytes[key] = a; }
+  return bytes[key];
+}
+function value(q, kind) { const r = D.ranges[kind]; return r[0] + (r[1] - r[0]) * q / 255; }
+function diverging(v) {  // -1 blue, 0 white, +1 red; never so dark that black text is lost
+  const a = Math.round(255 * (1 - 0.72 * Math.min(1, Math.abs(v))));
+  return v >= 0 ? `rgb(255,${a},${a})` : `rgb(${a},${a},255)`;
+}
+const spans = [];
+const text = $("text");
+D.chars.forEach((c, t) => { const s = document.createElement("span"); s.textContent = c; s.dataset.t = t;
+  spans.push(s); text.appendChild(s); });
+D.kinds.forEach((k) => { const o = document.createElement("option"); o.value = k; o.textContent = k.replace("gate:", "gate: "); $("kind").appendChild(o); });
+for (let l = 0; l < D.L; l++) { const o = document.createElement("option"); o.value = l; o.textContent = l + 1; $("layer").appendChild(o); }
+$("unit").max = $("unitSlider").max = D.H - 1;
+function state() { return { mode: $("mode").value, kind: $("kind").value, layer: +$("layer").value,
+                            unit: Math.max(0, Math.min(D.H - 1, +$("unit").value || 0)) }; }
+function paint() {
+  const s = state();
+  if (s.mode === "loss") {
+    spans.forEach((el, t) => { const x = D.loss[t]; const v = x === null ? 0 : Math.min(1, x / 6);
+      const a = Math.round(255 * (1 - 0.72 * v)); el.style.background = `rgb(255,${a},${a})`; });
+    $("legendText").textContent = "loss: white 0, red >= 6 nats";
+  } else {
+    const a = acts(s.kind, s.layer), r = D.ranges[s.kind];
+    spans.forEach((el, t) => { let v = value(a[t * D.H + s.unit], s.kind);
+      if (r[0] === 0) v = 2 * v - 1;  // gates in [0, 1]: shut blue, open red
+      el.style.background = diverging(v); });
+    $("legendText").textContent = r[0] === 0 ? "0 (shut) to 1 (open)" : (s.kind === "c" ? "tanh(c): -1 to +1" : "-1 to +1");
+  }
+  document.querySelectorAll("#cells button").forEach((b) => b.classList.toggle("active",
+    s.mode === "act" && b.dataset.kind === s.kind && +b.dataset.layer === s.layer && +b.dataset.unit === s.unit));
+}
+function show(kind, layer, unit) { $("mode").value = "act"; $("kind").value = kind; $("layer").value = layer;
+  $("unit").value = $("unitSlider").value = unit; paint(); }
+D.cells.forEach((c) => { const b = document.createElement("button");
+  b.dataset.kind = c.kind; b.dataset.layer = c.layer; b.dataset.unit = c.unit;
+  b.textContent = `${c.feature}: layer ${c.layer + 1} ${c.kind} #${c.unit}, ` + (c.metric === "auc" ? `AUC ${c.raw}` : `r ${c.raw}`);
+  b.onclick = () => show(c.kind, c.layer, c.unit); $("cells").appendChild(b); });
+if (!D.cells.length) $("cells").textContent = "none (run with the search enabled)";
+["mode", "kind", "layer"].forEach((id) => $(id).onchange = paint);
+$("unit").oninput = () => { $("unitSlider").value = $("unit").value; paint(); };
+$("unitSlider").oninput = () => { $("unit").value = $("unitSlider").value; paint(); };
+const tip = $("tip");
+function esc(s) { return s.replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]); }
+text.onmousemove = (e) => {
+  const t = e.target.dataset ? e.target.dataset.t : undefined;
+  spans.forEach((el) => el.classList.remove("hover"));
+  if (t === undefined) { tip.style.display = "none"; return; }
+  const s = state(), i = +t; e.target.classList.add("hover");
+  const v = value(acts(s.kind, s.layer)[i * D.H + s.unit], s.kind);
+  let rows = D.top[i].map(([c, p]) => `<tr><td>${esc(c)}</td><td>${(100 * p).toFixed(1)}%</td></tr>`).join("");
+  tip.innerHTML = `<b>${esc(JSON.stringify(D.chars[i]))}</b> at ${i}<br>${s.kind} layer ${s.layer + 1} cell ${s.unit}: ${v.toFixed(3)}` +
+    `<br>loss: ${D.loss[i] === null ? "n/a" : D.loss[i].toFixed(3) + " nats"}<br>next character guesses:<table>${rows}</table>`;
+  tip.style.display = "block";
+  tip.style.left = Math.min(e.clientX + 14, window.innerWidth - 200) + "px"; tip.style.top = (e.clientY + 14) + "px";
+};
+text.onmouseleave = () => { tip.style.display = "none"; };
+if (D.cells.length) show(D.cells[0].kind, D.cells[0].layer, D.cells[0].unit); else paint();
+document.body.dataset.status = "ready";
+</script>
+</body></html>
+"""
