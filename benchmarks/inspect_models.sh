@@ -19,7 +19,10 @@ rnnkit cells "$runs/code" --text "$runs/code_test.py" --top 3 --json "$out/code-
     --plot "$out/code-cells.png" | tee "$out/code-cells.txt"
 rnnkit gates "$runs/code" --text "$runs/code_test.py" --out "$out/code-gates.png" | tee "$out/code-gates.txt"
 rnnkit inspect "$runs/code" --text "$runs/code_test.py" --out "$out/code-report.html" --max-chars 3000
-python3 -m rnnkit.inspect.browser "$out/code-report.html" "$out/code-report.png"
+# Screenshot the report showing the best bracket-depth cell (the README's picture).
+cell=$(python3 -c "import json,sys; c = json.load(open(sys.argv[1]))['bracket_depth'][0]; \
+print(f\"{c['kind']}/{c['layer'] + 1}/{c['unit']}\")" "$out/code-cells.json")
+python3 -m rnnkit.inspect.browser "$out/code-report.html#cell=$cell" "$out/code-report.png"
 
 # 2. Tiny Shakespeare (bundled), the default model, 140 seconds; test text = its last 5%.
 rnnkit train --out "$runs/shakespeare" --budget 140s --no-progress --sample-length 0

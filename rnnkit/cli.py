@@ -208,6 +208,15 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
+def _add_run_dir(p) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by rnnkit train")
+
+
+def _add_checkpoint(p) -> None:
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="weights with the best validation loss, or the latest (default: best)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rnnkit", description="Train, sample and evaluate character-level RNN/LSTM/GRU "
                      "language models.")
@@ -232,19 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="generate text from a trained model", description=(
         "Generate text from a run directory, one character at a time; characters stream to stdout."))
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by rnnkit train")
+    _add_run_dir(p)
     p.add_argument("--prime-file", metavar="FILE", help="read the prime text from FILE (UTF-8)")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                   help="weights with the best validation loss, or the latest (default: best)")
+    _add_checkpoint(p)
     add_arguments(p, SampleConfig, "sampling")
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("eval", help="loss, bits per character and perplexity", description=(
         "Evaluate a trained model on its run's test split, or on FILE."))
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by rnnkit train")
+    _add_run_dir(p)
     p.add_argument("file", metavar="FILE", nargs="?", help="text to evaluate on (default: the run's test split)")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                   help="weights with the best validation loss, or the latest (default: best)")
+    _add_checkpoint(p)
     p.add_argument("--unknown", choices=("error", "skip"), default="error",
                    help="characters of FILE that the vocabulary lacks: error (default) or skip")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -259,12 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_prepare)
 
     def run_and_text(p, text_help="text to run the model over (UTF-8)", max_chars=20000):
-        p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by rnnkit train")
+        _add_run_dir(p)
         p.add_argument("--text", required=True, metavar="FILE", help=text_help)
         p.add_argument("--max-chars", type=int, default=max_chars,
                        help=f"use at most this many characters of FILE (default: {max_chars})")
-        p.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                       help="weights with the best validation loss, or the latest (default: best)")
+        _add_checkpoint(p)
 
     p = sub.add_parser("inspect", help="HTML report: cell heat maps, guesses, loss, interpretable cells",
                        description="Write one self-contained HTML page showing the model's cells over the text "
@@ -310,12 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="an RNN run against the best n-gram, with an error breakdown",
                        description="Line a run up against the best n-gram (fitted on TRAIN) on the same test "
                        "text: overall loss, and by character class and position in the line.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by rnnkit train")
+    _add_run_dir(p)
     p.add_argument("--train", required=True, metavar="FILE", help="text to fit the n-grams on (UTF-8)")
     p.add_argument("--test", required=True, metavar="FILE", help="text both models are scored on (UTF-8)")
     p.add_argument("-n", default="20", help="largest n-gram order to try (default: 20)")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                   help="weights with the best validation loss, or the latest (default: best)")
+    _add_checkpoint(p)
     p.add_argument("--plot", metavar="PNG", help="bar charts of the breakdown")
     p.set_defaults(func=_cmd_compare)
     return parser

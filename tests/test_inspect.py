@@ -223,7 +223,7 @@ def test_inspect_cells_gates_ngram_compare_commands(tmp_path, trained_run, small
     p = run_cli("inspect", trained_run.dir, "--text", text, "--out", tmp_path / "report.html", "--max-chars", "500",
                 "--npz", tmp_path / "a.npz")
     assert p.returncode == 0, p.stderr
-    for name in ("report.html", "report-cells.png", "report-gates.png", "a.npz"):
+    for name in ("report.html", "report-cells.png", "report-heatmap.png", "report-gates.png", "a.npz"):
         assert (tmp_path / name).exists(), name
 
 

@@ -31,7 +31,8 @@ def open_page(page: str | Path, screenshot: str | Path | None = None, size=(1280
     exe = find_chromium()
     if exe is None:
         raise RuntimeError("headless Chromium not found (Debian: apt-get install chromium)")
-    url = Path(page).resolve().as_uri()
+    page, _, fragment = str(page).partition("#")  # report.html#cell=c/2/242 opens that view
+    url = Path(page).resolve().as_uri() + (f"#{fragment}" if fragment else "")
     with tempfile.TemporaryDirectory() as profile:
         base = [exe, *FLAGS, f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}",
                 "--virtual-time-budget=5000"]

@@ -85,17 +85,20 @@ def search(acts: Activations, features: dict, kinds: list[str] | None = None) ->
         values = np.asarray(fn(acts.text))
         if values.shape != (T,):
             raise DataError(f"feature {name!r} returned shape {values.shape}, expected ({T},): one value per character")
-        is_bool = values.dtype == bool or set(np.unique(values).tolist()) <= {0, 1}
-        if np.all(values == values[0]):
+        keep = ~np.isnan(values.astype(np.float64))  # NaN: the feature does not apply here
+        values = values[keep]
+        if len(values) < 2 or np.all(values == values[0]):
             continue  # the feature never changes in this text: nothing to track
+        is_bool = values.dtype == bool or set(np.unique(values).tolist()) <= {0, 1}
         scores = []
         for kind in kinds:
             for layer in range(len(acts.h)):
-                A = acts.values(kind, layer)
+                A = acts.values(kind, layer)[keep]
                 if is_bool:
-                    if (kind, layer) not in ranks:
-                        ranks[kind, layer] = column_ranks(A)
-                    raw = auc_columns(ranks[kind, layer], values.astype(bool))
+                    key = (kind, layer, keep.tobytes() if not keep.all() else b"")
+                    if key not in ranks:
+                        ranks[key] = column_ranks(A)
+                    raw = auc_columns(ranks[key], values.astype(bool))
                     score = np.maximum(raw, 1 - raw)
                 else:
                     raw = pearson_columns(A, values.astype(np.float64))

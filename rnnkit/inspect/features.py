@@ -5,7 +5,8 @@ a string, a comment, quotes ...) or numbers (bracket depth, position in the line
 describes the situation *after reading character t*, which is what the state after step t can know
 (an opening quote is already inside the quotes; a closing one is already outside).
 
-Users add their own: any function `f(text: str) -> sequence of T numbers or booleans`.
+Users add their own: any function `f(text: str) -> sequence of T numbers or booleans`. NaN marks
+positions where a feature does not apply; the search leaves them out.
 """
 
 from __future__ import annotations
@@ -86,7 +87,13 @@ def at_word_boundary(text: str) -> np.ndarray:
 
 
 def is_vowel(text: str) -> np.ndarray:
+    """The character is a vowel (against every other character)."""
     return np.array([c in VOWELS for c in text], dtype=bool)
+
+
+def vowel_vs_consonant(text: str) -> np.ndarray:
+    """1 at a vowel, 0 at a consonant, NaN (left out of the scoring) at anything that is not a letter."""
+    return np.array([1.0 if c in VOWELS else 0.0 if c.isalpha() else np.nan for c in text])
 
 
 def _python_scan(text: str):
@@ -158,7 +165,7 @@ BUILTIN = {
     "in_double_quotes": in_double_quotes, "in_string": in_string, "in_comment": in_comment,
     "bracket_depth": bracket_depth, "in_parentheses": in_parentheses, "indent_depth": indent_depth,
     "line_position": line_position, "chars_to_line_end": chars_to_line_end, "at_word_boundary": at_word_boundary,
-    "is_vowel": is_vowel, "in_angle_tag": in_angle_tag, "in_latex_math": in_latex_math,
+    "is_vowel": is_vowel, "vowel_vs_consonant": vowel_vs_consonant, "in_angle_tag": in_angle_tag, "in_latex_math": in_latex_math,
 }
 
 

@@ -5,7 +5,8 @@ by one cell's activation, blue (-1 or shut) to red (+1 or open) as in the paper 
 controls switch the layer, the cell and the quantity (h, the LSTM cell state c shown as tanh(c), or
 a gate); hovering a character shows the model's top-5 guesses for the next one; a loss view
 colours every character by how surprised the model was; the cells found by the interpretable-cell
-search are listed with their scores and open with one click.
+search are listed with their scores and open with one click. A link can open a given view:
+`report.html#cell=c/2/242` (quantity, layer from 1, cell) or `report.html#view=loss`.
 
 Activations travel inside the page as base64 bytes (each value quantised to 256 levels over its
 known range), which keeps a few thousand characters of a 2x256 LSTM to a few megabytes.
@@ -168,8 +169,57 @@ text.onmousemove = (e) => {
   tip.style.left = Math.min(e.clientX + 14, window.innerWidth - 200) + "px"; tip.style.top = (e.clientY + 14) + "px";
 };
 text.onmouseleave = () => { tip.style.display = "none"; };
-if (D.cells.length) show(D.cells[0].kind, D.cells[0].layer, D.cells[0].unit); else paint();
+// A link can open a given view: report.html#cell=c/2/242 (quantity/layer/cell, layer from 1) or #view=loss.
+const want = new URLSearchParams(location.hash.slice(1));
+const asked = (want.get("cell") || "").split("/");
+if (asked.length === 3 && D.kinds.includes(asked[0]) && +asked[1] >= 1 && +asked[1] <= D.L && +asked[2] >= 0 && +asked[2] < D.H)
+  show(asked[0], +asked[1] - 1, +asked[2]);
+else if (D.cells.length) show(D.cells[0].kind, D.cells[0].layer, D.cells[0].unit);
+else paint();
+if (want.get("view") === "loss") { $("mode").value = "loss"; paint(); }
 document.body.dataset.status = "ready";
 </script>
 </body></html>
 """
+
+
+def plot_heatmap(acts: Activations, kind: str, layer: int, unit: int, path, title: str = "",
+                 width: int = 90, max_lines: int = 30) -> None:
+    """The report's picture as a PNG: the text wrapped at `width` characters, each character on a
+    background from blue (-1 or shut) to red (+1 or open) by one cell's activation."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LinearSegmentedColormap
+
+    from ..io import atomic_write
+    lo, hi = _range(kind)
+    values = acts.values(kind, layer)[:, unit]
+    values = np.tanh(values) if kind == "c" else values
+    scaled = (values - lo) / (hi - lo) * 2 - 1  # -> [-1, 1] for the colour map
+    rows, row, col = [], [], 0  # rows of (t, char), wrapped at newlines and at `width`
+    for t, ch in enumerate(acts.chars):
+        row.append((t, ch))
+        col += 1
+        if ch == "\n" or col >= width:
+            rows.append(row)
+            row, col = [], 0
+        if len(rows) >= max_lines:
+            break
+    if row and len(rows) < max_lines:
+        rows.append(row)
+    cmap = LinearSegmentedColormap.from_list("bwr_light", [(0.28, 0.28, 1.0), (1, 1, 1), (1.0, 0.28, 0.28)])
+    fig = plt.figure(figsize=(width * 0.085 + 0.4, len(rows) * 0.19 + 0.6), dpi=120)
+    ax = fig.add_axes((0, 0, 1, 1 - 0.35 / (len(rows) * 0.19 + 0.6)))
+    ax.set_xlim(0, width)
+    ax.set_ylim(len(rows), 0)
+    ax.axis("off")
+    for y, line in enumerate(rows):
+        for x, (t, ch) in enumerate(line):
+            ax.add_patch(plt.Rectangle((x, y), 1, 1, color=cmap((scaled[t] + 1) / 2), linewidth=0))
+            shown = "↵" if ch == "\n" else ch
+            if shown.strip():
+                ax.text(x + 0.5, y + 0.55, shown, ha="center", va="center", family="monospace", fontsize=7.5)
+    fig.suptitle(title or f"{kind}, layer {layer + 1}, cell {unit}", fontsize=9, y=0.995)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

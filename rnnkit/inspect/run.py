@@ -13,7 +13,7 @@ from . import cells as cell_search
 from . import gates as gate_stats
 from .activations import Activations, activations
 from .features import BUILTIN, load_features
-from .report import render_report
+from .report import plot_heatmap, render_report
 
 
 def read_text(path: str | Path, max_chars: int = 0) -> str:
@@ -101,7 +101,11 @@ def inspect(model, text_path: str | Path, out: str | Path, max_chars: int = 2000
     written = [out]
     if best:
         plot_best_cells(results, out.with_name(out.stem + "-cells.png"))
-        written.append(out.with_name(out.stem + "-cells.png"))
+        top = best[0]
+        plot_heatmap(acts, top.kind, top.layer, top.unit, out.with_name(out.stem + "-heatmap.png"),
+                     title=f"{top.feature}: layer {top.layer + 1} {top.kind} cell {top.unit} "
+                           f"({'AUC' if top.metric == 'auc' else 'r'} = {top.raw:.3f} over {len(text):,} characters)")
+        written += [out.with_name(out.stem + "-cells.png"), out.with_name(out.stem + "-heatmap.png")]
     stats = gate_stats.saturation(scored, cfg.cell)
     if stats:
         gate_stats.plot(stats, out.with_name(out.stem + "-gates.png"))
