@@ -70,7 +70,9 @@ class NGramModel:
             joints, first, joint_count = np.unique(_joint(h, w), return_index=True, return_counts=True)
             # N1+(h .): how many distinct joints share each context (contexts are sorted like `contexts`).
             _, followers = np.unique(h[first], return_counts=True)
-            self.orders.append(_Order(contexts, context_count, followers, joints, joint_count))
+            # Counts fit in 32 bits for any text under 4 G characters; halves the tables' count columns.
+            self.orders.append(_Order(contexts, context_count.astype(np.uint32), followers.astype(np.uint32),
+                                      joints, joint_count.astype(np.uint32)))
 
     def position_probs(self, tokens: np.ndarray, n: int | None = None) -> list[np.ndarray]:
         """P_k(tokens[i] | the k characters before i, within `tokens`) for k = 0 .. n-1, each (T,).
@@ -89,9 +91,9 @@ class NGramModel:
             seen = valid & (table.contexts[ci_clip] == H)
             J = _joint(H, tokens)
             ji = np.minimum(np.searchsorted(table.joints, J), len(table.joints) - 1)
-            cw = np.where(seen & (table.joints[ji] == J), table.joint_count[ji], 0)
-            c = table.context_count[ci_clip]
-            t = table.followers[ci_clip]
+            cw = np.where(seen & (table.joints[ji] == J), table.joint_count[ji], 0).astype(np.float64)
+            c = table.context_count[ci_clip].astype(np.float64)
+            t = table.followers[ci_clip].astype(np.float64)
             p = np.where(seen, (cw + t * p) / np.where(seen, c + t, 1), p)
             out.append(p)
         return out
