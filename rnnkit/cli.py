@@ -157,7 +157,7 @@ def _parse_orders(spec: str) -> tuple[int, int]:
 
 def _cmd_ngram(args) -> int:
     from .inspect.ngram import joint_vocab, loss_by_order
-    from .inspect.run import ngram_table, read_text
+    from .inspect.run import ngram_table, plot_ngram_orders, read_text
     lo, hi = _parse_orders(args.n)
     train, test = read_text(args.train), read_text(args.test)
     vocab = joint_vocab(train, test)
@@ -165,24 +165,8 @@ def _cmd_ngram(args) -> int:
     shown = {n: v for n, v in by_order.items() if n >= lo}
     print(ngram_table(shown))
     if args.plot:
-        _plot_orders(shown, args.plot)
+        plot_ngram_orders(shown, args.plot)
     return 0
-
-
-def _plot_orders(by_order: dict, path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .io import atomic_write
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
-    ax.plot(list(by_order), list(by_order.values()), marker="o")
-    ax.set(xlabel="n (characters of context + 1)", ylabel="test loss (nats / character)",
-           title="Witten-Bell character n-grams")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
 
 
 def _cmd_compare(args) -> int:

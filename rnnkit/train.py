@@ -30,8 +30,9 @@ from .data.batching import StreamBatches
 from .data.corpus import Corpus, prepare
 from .errors import ConfigError, DataError, RnnkitError, TrainingDiverged
 from .evaluate import evaluate_tokens
-from .io import atomic_write, atomic_write_bytes
+from .io import atomic_write_bytes
 from .models import CharRNN
+from .plotting import pyplot, save_png
 
 EXPLODE_FACTOR = 3.0  # char-rnn's rule: a loss over 3x the first one has exploded
 DEFAULT_EPOCHS = 10.0  # used only when no stop condition is given
@@ -162,9 +163,7 @@ class _StopSignals:
 
 def plot_losses(metrics_path: Path, out_path: Path) -> None:
     """loss.png: training loss (raw and smoothed) and validation loss against the step."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     rows = [json.loads(line) for line in metrics_path.read_text("utf-8").splitlines() if line.strip()]
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
@@ -184,8 +183,7 @@ def plot_losses(metrics_path: Path, out_path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    atomic_write(out_path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    save_png(fig, out_path)
 
 
 # -- the entry point --------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """Looking inside: activations, the cell search, gate saturation, n-grams, the report in a browser."""
 
 import json
-import math
 import os
 import random
 import re

@@ -25,7 +25,7 @@ def test_resume_continues_exactly(tmp_path, small_corpus):
     # A step schedule and dropout make the learning rate and the RNG part of what must be restored.
     opts = dict(SMALL, dropout=0.2, lr_schedule="step", lr_decay_every=40, lr_decay=0.5, eval_every=50,
                 checkpoint_every=1000, **QUIET)
-    straight = rnnkit.train(small_corpus, out=tmp_path / "a", max_steps=200, **opts)
+    rnnkit.train(small_corpus, out=tmp_path / "a", max_steps=200, **opts)
     first = rnnkit.train(small_corpus, out=tmp_path / "b", max_steps=100, **opts)
     assert first.step == 100
     resumed = rnnkit.train(resume=tmp_path / "b", max_steps=200, progress=False, log=lambda m: None)

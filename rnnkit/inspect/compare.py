@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..plotting import pyplot, save_png
 from .ngram import NGramModel, joint_vocab, loss_by_order
 
 CLASSES = ("letter", "space", "newline", "digit", "punctuation", "other")
@@ -69,11 +70,7 @@ class Comparison:
         return "\n".join(lines)
 
     def plot(self, path) -> None:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from ..io import atomic_write
+        plt = pyplot()
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=110)
         for ax, rows, title in ((axes[0], self.by_class, "by class of the next character"),
                                 (axes[1], self.by_position, "by position in the line")):
@@ -84,8 +81,7 @@ class Comparison:
             ax.set(title=title, ylabel="loss (nats / character)")
             ax.legend(fontsize=8)
         fig.tight_layout()
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-        plt.close(fig)
+        save_png(fig, path)
 
 
 def compare(model, train_text: str, test_text: str, max_n: int = 20) -> Comparison:

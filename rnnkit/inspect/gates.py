@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plotting import pyplot, save_png
 from .activations import Activations
 
 SIGMOID_GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update")}
@@ -58,11 +59,7 @@ def summary(stats: list[GateSaturation], majority: float = 0.5) -> list[str]:
 def plot(stats: list[GateSaturation], path: str | Path) -> None:
     """The paper's figure: one panel per gate, a dot per unit at (left fraction, right fraction),
     coloured by layer. Units near the top left are always open, near the bottom right always shut."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_write
+    plt = pyplot()
     gates = list(dict.fromkeys(s.gate for s in stats))
     fig, axes = plt.subplots(1, len(gates), figsize=(3.6 * len(gates), 3.8), dpi=110, squeeze=False)
     colours = plt.get_cmap("viridis")
@@ -77,5 +74,4 @@ def plot(stats: list[GateSaturation], path: str | Path) -> None:
     axes[0][0].set_ylabel("fraction right-saturated (> 0.9)")
     axes[0][-1].legend(loc="upper right", fontsize=7)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    save_png(fig, path)

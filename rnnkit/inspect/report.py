@@ -20,6 +20,7 @@ import json
 
 import numpy as np
 
+from ..plotting import pyplot, save_png
 from .activations import Activations, describe_symbol
 
 # Value range of each quantity, for colouring: tanh-bounded, or sigmoid gates in [0, 1].
@@ -187,12 +188,9 @@ def plot_heatmap(acts: Activations, kind: str, layer: int, unit: int, path, titl
                  width: int = 90, max_lines: int = 30) -> None:
     """The report's picture as a PNG: the text wrapped at `width` characters, each character on a
     background from blue (-1 or shut) to red (+1 or open) by one cell's activation."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.colors import LinearSegmentedColormap
 
-    from ..io import atomic_write
     lo, hi = _range(kind)
     values = acts.values(kind, layer)[:, unit]
     values = np.tanh(values) if kind == "c" else values
@@ -221,5 +219,4 @@ def plot_heatmap(acts: Activations, kind: str, layer: int, unit: int, path, titl
             if shown.strip():
                 ax.text(x + 0.5, y + 0.55, shown, ha="center", va="center", family="monospace", fontsize=7.5)
     fig.suptitle(title or f"{kind}, layer {layer + 1}, cell {unit}", fontsize=9, y=0.995)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    save_png(fig, path)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import atomic_write_bytes
+from ..plotting import pyplot, save_png
 from . import cells as cell_search
 from . import gates as gate_stats
 from .activations import Activations, activations
@@ -64,11 +65,7 @@ def find_cells(model, text: str, features: dict, kinds: str = "state") -> dict:
 
 def plot_best_cells(results: dict, path: Path) -> None:
     """Bar chart: the best unit's score for every feature."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_write
+    plt = pyplot()
     best = sorted((s[0] for s in results.values() if s), key=lambda s: s.score)
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(best) + 1.2), dpi=110)
     ax.barh([f"{s.feature} (L{s.layer + 1} {s.kind} #{s.unit})" for s in best], [s.score for s in best],
@@ -77,8 +74,7 @@ def plot_best_cells(results: dict, path: Path) -> None:
            title="best cell per feature")
     ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def inspect(model, text_path: str | Path, out: str | Path, max_chars: int = 2000, search_chars: int = 20000,
@@ -124,3 +120,15 @@ def ngram_table(by_order: dict) -> str:
     lines += [f"{n:>3} {loss:>10.4f} {loss / np.log(2):>10.4f}{'  <- best' if n == best else ''}"
               for n, loss in by_order.items()]
     return "\n".join(lines)
+
+
+def plot_ngram_orders(by_order: dict, path) -> None:
+    """Test loss against n."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    ax.plot(list(by_order), list(by_order.values()), marker="o")
+    ax.set(xlabel="n (characters of context + 1)", ylabel="test loss (nats / character)",
+           title="Witten-Bell character n-grams")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_png(fig, path)
