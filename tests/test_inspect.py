@@ -201,6 +201,15 @@ def test_report_renders_in_headless_chromium(tmp_path, trained_run, shakespeare_
     assert dom.count("<button") == len(cells) and "Test &lt;report&gt;" in dom
     png = (tmp_path / "r.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    # The hover tooltip and the loss view, through the page's own event handlers.
+    dom, errors = open_page(f"{tmp_path / 'r.html'}#view=loss&hover=100")
+    assert errors == [] and 'data-status="ready"' in dom
+    tip = re.search(r'<div id="tip"[^>]*>(.*?)</div>', dom, re.S).group(1)
+    top = acts.top_ids[100]
+    assert "next character guesses" in tip and tip.count("<tr>") == 5
+    assert f"{100 * acts.top_probs[100][0]:.1f}%" in tip and f"{acts.loss[100]:.3f} nats" in tip
+    assert len(top) == 5
+    assert re.search(r'<select id="mode">.*?<option value="loss" selected', dom, re.S) or "loss: white 0" in dom
 
 
 def test_inspect_cells_gates_ngram_compare_commands(tmp_path, trained_run, small_corpus):

@@ -6,7 +6,8 @@ controls switch the layer, the cell and the quantity (h, the LSTM cell state c s
 a gate); hovering a character shows the model's top-5 guesses for the next one; a loss view
 colours every character by how surprised the model was; the cells found by the interpretable-cell
 search are listed with their scores and open with one click. A link can open a given view:
-`report.html#cell=c/2/242` (quantity, layer from 1, cell) or `report.html#view=loss`.
+`report.html#cell=c/2/242` (quantity, layer from 1, cell), `#view=loss`, or `#hover=120` (character
+120's tooltip, as if the pointer were on it).
 
 Activations travel inside the page as base64 bytes (each value quantised to 256 levels over its
 known range), which keeps a few thousand characters of a 2x256 LSTM to a few megabytes.
@@ -157,11 +158,12 @@ $("unit").oninput = () => { $("unitSlider").value = $("unit").value; paint(); };
 $("unitSlider").oninput = () => { $("unit").value = $("unitSlider").value; paint(); };
 const tip = $("tip");
 function esc(s) { return s.replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]); }
+let hovered = null;
 text.onmousemove = (e) => {
   const t = e.target.dataset ? e.target.dataset.t : undefined;
-  spans.forEach((el) => el.classList.remove("hover"));
-  if (t === undefined) { tip.style.display = "none"; return; }
-  const s = state(), i = +t; e.target.classList.add("hover");
+  if (hovered) hovered.classList.remove("hover");
+  if (t === undefined) { tip.style.display = "none"; hovered = null; return; }
+  const s = state(), i = +t; hovered = e.target; hovered.classList.add("hover");
   const v = value(acts(s.kind, s.layer)[i * D.H + s.unit], s.kind);
   let rows = D.top[i].map(([c, p]) => `<tr><td>${esc(c)}</td><td>${(100 * p).toFixed(1)}%</td></tr>`).join("");
   tip.innerHTML = `<b>${esc(JSON.stringify(D.chars[i]))}</b> at ${i}<br>${s.kind} layer ${s.layer + 1} cell ${s.unit}: ${v.toFixed(3)}` +
@@ -178,6 +180,9 @@ if (asked.length === 3 && D.kinds.includes(asked[0]) && +asked[1] >= 1 && +asked
 else if (D.cells.length) show(D.cells[0].kind, D.cells[0].layer, D.cells[0].unit);
 else paint();
 if (want.get("view") === "loss") { $("mode").value = "loss"; paint(); }
+// #hover=T shows character T's tooltip as if the pointer were on it (for screenshots and tests).
+if (want.get("hover") !== null && spans[+want.get("hover")])
+  spans[+want.get("hover")].dispatchEvent(new MouseEvent("mousemove", { bubbles: true, clientX: 120, clientY: 160 }));
 document.body.dataset.status = "ready";
 </script>
 </body></html>
