@@ -61,7 +61,7 @@ def _cmd_sample(args) -> int:
             raise RnnkitError(f"cannot read --prime-file {args.prime_file}: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
             raise RnnkitError(f"--prime-file {args.prime_file} is not valid UTF-8") from None
-    sample(args.run_dir, checkpoint=args.checkpoint, on_text=_write, **options)
+    sample(args.run_dir, checkpoint=args.checkpoint, on_text=_write, fast=not args.plain, **options)
     _write("\n")
     return 0
 
@@ -227,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Generate text from a run directory, one character at a time; characters stream to stdout."))
     _add_run_dir(p)
     p.add_argument("--prime-file", metavar="FILE", help="read the prime text from FILE (UTF-8)")
+    p.add_argument("--plain", action="store_true", help="step the PyTorch model itself instead of the fast "
+                   "NumPy stepper (same text for the same seed, several times slower)")
     _add_checkpoint(p)
     add_arguments(p, SampleConfig, "sampling")
     p.set_defaults(func=_cmd_sample)

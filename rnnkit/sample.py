@@ -4,6 +4,12 @@ The prime text goes through the model once; after that each new character costs 
 step, because the state after step t is kept and fed back for step t+1 (no re-reading of the
 prefix). Decoding strategies: sampling with temperature, top-k and top-p (nucleus) filtering,
 greedy (argmax), and beam search over characters.
+
+Steps run on `FastStepper` (rnnkit.fastsample: NumPy with pre-arranged weights) by default, or on
+the model itself with `fast=False` (`rnnkit sample --plain`). Both feed the same logits to the same
+chooser with the same random numbers (NumPy's PCG64, one uniform number per stream per step, drawn
+by inverse CDF), so a seed gives the same text on either path. Several samples are generated
+together as a batch of independent streams.
 """
 
 from __future__ import annotations
@@ -11,34 +17,58 @@ from __future__ import annotations
 import random
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .config import SampleConfig, build
 from .errors import DataError
+from .fastsample import FastStepper
 
 
-def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+def filter_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> np.ndarray:
     """Scale by 1/temperature, then mask (to -inf) everything outside the top-k and the top-p nucleus.
 
-    logits (N, V) -> (N, V). The most likely character always survives.
+    logits (N, V) -> float64 (N, V). The most likely character always survives.
     """
-    logits = logits / temperature
+    logits = np.asarray(logits, dtype=np.float64) / temperature
     V = logits.shape[-1]
     if 0 < top_k < V:
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # (N, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        kth = np.partition(logits, V - top_k, axis=-1)[:, V - top_k:V - top_k + 1]  # (N, 1) k-th largest
+        logits = np.where(logits < kth, -np.inf, logits)
     if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = sorted_logits.softmax(dim=-1)
-        before = probs.cumsum(dim=-1) - probs  # probability mass strictly ahead of each character
-        drop_sorted = before >= top_p  # the first character has 0 ahead of it, so it is always kept
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
+        order = np.argsort(-logits, axis=-1, kind="stable")
+        ranked = np.take_along_axis(logits, order, axis=-1)
+        probs = np.exp(ranked - ranked[:, :1])
+        probs /= probs.sum(axis=-1, keepdims=True)
+        before = np.cumsum(probs, axis=-1) - probs  # mass strictly ahead of each character
+        drop = np.empty_like(before, dtype=bool)
+        np.put_along_axis(drop, order, before >= top_p, axis=-1)  # the top one has 0 ahead: always kept
+        logits = np.where(drop, -np.inf, logits)
     return logits
 
 
-def _start_tokens(model, prime: str, unknown: str, generator: torch.Generator) -> tuple[list[int], str]:
+def choose(logits: np.ndarray, opts: SampleConfig, rng: np.random.Generator) -> np.ndarray:
+    """Next token of each stream: argmax if greedy, else a draw from the filtered softmax by inverse
+    CDF with one uniform number per stream. logits (N, V) -> (N,) int64."""
+    if opts.greedy:
+        return np.argmax(logits, axis=-1)
+    if opts.temperature == 1.0 and not opts.top_k and opts.top_p >= 1.0:
+        z = logits.astype(np.float64)  # nothing to filter: skip the filter's copies
+    else:
+        z = filter_logits(logits, opts.temperature, opts.top_k, opts.top_p)
+    cdf = np.cumsum(np.exp(z - z.max(axis=-1, keepdims=True)), axis=-1)  # unnormalised
+    u = rng.random(len(cdf))
+    if len(cdf) == 1:  # the common case of one stream: a binary search instead of a full comparison
+        return np.array([min(int(np.searchsorted(cdf[0], u[0] * cdf[0, -1], side="right")), cdf.shape[-1] - 1)])
+    return np.minimum((cdf <= u[:, None] * cdf[:, -1:]).sum(axis=-1), cdf.shape[-1] - 1)
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed or random.SystemRandom().randrange(1, 2**62))
+
+
+def _start_tokens(model, prime: str, unknown: str, rng: np.random.Generator) -> tuple[list[int], str]:
     """Token ids to condition on, and the text to print before the generated characters."""
     vocab = model.vocab
     if vocab is None:
@@ -53,54 +83,74 @@ def _start_tokens(model, prime: str, unknown: str, generator: torch.Generator) -
     newline = vocab.encode("\n", unknown="skip").tolist()
     if newline:
         return newline, ""
-    first = int(torch.randint(len(vocab), (1,), generator=generator))
+    first = int(rng.integers(len(vocab)))
     return [first], vocab.decode([first])
 
 
+class _ModelStepper:
+    """The plain path: the model's own forward, one step at a time."""
+
+    def __init__(self, model):
+        self.model = model
+        self.device = next(model.parameters()).device
+
+    def step(self, tokens: np.ndarray, state):
+        x = torch.from_numpy(np.asarray(tokens, dtype=np.int64))[:, None].to(self.device)  # (N, 1)
+        logits, state = self.model(x, state)
+        return logits[:, -1].float().cpu().numpy(), state
+
+
 @torch.no_grad()
-def sample_text(model, length: int = 500, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                greedy: bool = False, beam: int = 0, prime: str = "", seed: int = 0, stop: str = "",
-                unknown: str = "error", generator: torch.Generator | None = None,
-                on_text: Callable[[str], None] | None = None, **ignored) -> str:
-    """One sample (prime included). `on_text` receives each piece of text as soon as it exists."""
-    opts = build(SampleConfig, dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
-                                    beam=beam, prime=prime, seed=seed, stop=stop, unknown=unknown))
-    unknown_keys = set(ignored) - {"num_samples"}
-    if unknown_keys:
-        build(SampleConfig, {k: ignored[k] for k in unknown_keys})  # raises a ConfigError naming them
-    if generator is None:
-        generator = torch.Generator().manual_seed(opts.seed or random.SystemRandom().randrange(1, 2**62))
-    emit = on_text or (lambda s: None)
+def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.random.Generator | None = None,
+             on_text: Callable[[str], None] | None = None, **options) -> list[str]:
+    """`n` independent samples (prime included), stepped together as a batch of n streams.
+
+    `options` are SampleConfig's (temperature, top_k, top_p, greedy, beam, prime, seed, stop, unknown).
+    `on_text` receives each piece of text as soon as it exists (only for n = 1).
+    """
+    options.pop("num_samples", None)
+    opts = build(SampleConfig, {**options, "length": length})
+    rng = rng if rng is not None else _rng(opts.seed)
+    emit = on_text if (on_text and n == 1) else (lambda s: None)
     model.eval()
-    device = next(model.parameters()).device
-    ids, shown = _start_tokens(model, opts.prime, opts.unknown, generator)
+    ids, shown = _start_tokens(model, opts.prime, opts.unknown, rng)
     emit(shown)
+    device = next(model.parameters()).device
     logits, state = model(torch.tensor([ids], device=device), None)  # the prime, once: (1, P, V)
     if opts.beam:
         text = _beam_search(model, logits[0, -1:], state, opts)
         emit(text)
-        return shown + text
-    decode = model.vocab.decoder()
-    pieces: list[str] = []
-    tail = ""  # enough recent text to spot the stop string across piece boundaries
-    last = logits[:, -1]  # (1, V)
+        return [shown + text] * n  # beam search is deterministic: every "sample" is the best beam
+    state = tuple(s.repeat(1, n, 1) for s in state)  # every stream starts from the prime's state
+    if fast:
+        stepper = FastStepper(model)
+        state = stepper.from_torch_state(state)
+    else:
+        stepper = _ModelStepper(model)
+    last = np.repeat(logits[:, -1].float().cpu().numpy(), n, axis=0)  # (n, V)
+    decoders = [model.vocab.decoder() for _ in range(n)]
+    pieces = [[] for _ in range(n)]
+    tails = [""] * n  # enough recent text to spot the stop string across piece boundaries
+    live = np.ones(n, dtype=bool)
     for i in range(opts.length):
-        if opts.greedy:
-            nxt = int(last.argmax(dim=-1))
-        else:
-            probs = filter_logits(last.float(), opts.temperature, opts.top_k, opts.top_p).softmax(dim=-1).cpu()
-            nxt = int(torch.multinomial(probs, 1, generator=generator))
-        piece = decode(nxt)
-        pieces.append(piece)
-        emit(piece)
-        if opts.stop:
-            tail = (tail + piece)[-(len(opts.stop) + len(piece)):]
-            if opts.stop in tail:
-                break
-        if i + 1 < opts.length:
-            logits, state = model(torch.tensor([[nxt]], device=device), state)  # one step, state carried
-            last = logits[:, -1]
-    return shown + "".join(pieces)
+        nxt = choose(last, opts, rng)
+        for j in np.flatnonzero(live):
+            piece = decoders[j](nxt[j])
+            pieces[j].append(piece)
+            emit(piece)
+            if opts.stop:
+                tails[j] = (tails[j] + piece)[-(len(opts.stop) + len(piece)):]
+                live[j] = opts.stop not in tails[j]
+        if not live.any() or i + 1 == opts.length:
+            break
+        last, state = stepper.step(nxt, state)  # one step, state carried
+    return [shown + "".join(p) for p in pieces]
+
+
+def sample_text(model, length: int = 500, on_text: Callable[[str], None] | None = None, fast: bool = True,
+                rng: np.random.Generator | None = None, **options) -> str:
+    """One sample (prime included); the options are `rnnkit sample`'s."""
+    return generate(model, 1, length=length, fast=fast, rng=rng, on_text=on_text, **options)[0]
 
 
 def _beam_search(model, last: torch.Tensor, state, opts: SampleConfig) -> str:
@@ -142,16 +192,13 @@ def _beam_search(model, last: torch.Tensor, state, opts: SampleConfig) -> str:
     return vocab.decode(max(candidates, key=lambda c: c[0])[1])
 
 
-def sample(run_dir, checkpoint: str = "best", on_text: Callable[[str], None] | None = None,
+def sample(run_dir, checkpoint: str = "best", on_text: Callable[[str], None] | None = None, fast: bool = True,
            **options) -> list[str]:
-    """`rnnkit sample`: `num_samples` samples from a run directory (a list, even of one)."""
+    """`rnnkit sample`: `num_samples` samples from a run directory (a list, even of one). One sample
+    streams through `on_text`; several are generated as one batch and handed over whole."""
     from .checkpoint import load
     opts = build(SampleConfig, options)
-    model = load(run_dir, checkpoint)
-    generator = torch.Generator().manual_seed(opts.seed or random.SystemRandom().randrange(1, 2**62))
-    out = []
-    for k in range(opts.num_samples):
-        if on_text and k:
-            on_text("\n")  # keep consecutive streamed samples apart
-        out.append(sample_text(model, **{**options, "num_samples": 1}, generator=generator, on_text=on_text))
-    return out
+    texts = generate(load(run_dir, checkpoint), opts.num_samples, fast=fast, on_text=on_text, **options)
+    if on_text and opts.num_samples > 1:
+        on_text("\n\n".join(texts))
+    return texts

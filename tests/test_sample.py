@@ -3,9 +3,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+import numpy as np
 
 from rnnkit.errors import ConfigError, DataError
-from rnnkit.sample import filter_logits, sample_text
+from rnnkit.config import SampleConfig
+from rnnkit.sample import choose, filter_logits, sample_text
 
 
 def test_seeded_sampling_is_reproducible(trained_run):
@@ -17,13 +19,24 @@ def test_seeded_sampling_is_reproducible(trained_run):
 
 
 def test_filters_keep_the_right_characters():
-    logits = torch.log(torch.tensor([[0.5, 0.2, 0.15, 0.1, 0.05]]))
-    assert torch.isfinite(filter_logits(logits, top_k=2)).sum() == 2
-    nucleus = torch.isfinite(filter_logits(logits, top_p=0.8))  # 0.5 + 0.2 < 0.8 <= 0.5 + 0.2 + 0.15
+    logits = np.log(np.array([[0.5, 0.2, 0.15, 0.1, 0.05]]))
+    assert np.isfinite(filter_logits(logits, top_k=2)).sum() == 2
+    nucleus = np.isfinite(filter_logits(logits, top_p=0.8))  # 0.5 + 0.2 < 0.8 <= 0.5 + 0.2 + 0.15
     assert nucleus.tolist() == [[True, True, True, False, False]]
-    assert torch.isfinite(filter_logits(logits, top_p=0.1)).sum() == 1  # the top character always stays
-    cold = F.softmax(filter_logits(logits, temperature=0.5), -1)
-    assert cold[0, 0] > 0.5 and cold[0, 0] == pytest.approx(0.25 / (0.25 + 0.04 + 0.0225 + 0.01 + 0.0025))
+    assert np.isfinite(filter_logits(logits, top_p=0.1)).sum() == 1  # the top character always stays
+    cold = np.exp(filter_logits(logits, temperature=0.5))
+    cold /= cold.sum()
+    assert cold[0, 0] == pytest.approx(0.25 / (0.25 + 0.04 + 0.0225 + 0.01 + 0.0025))
+
+
+def test_choose_draws_from_the_filtered_distribution():
+    logits = np.log(np.array([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]]))
+    rng = np.random.default_rng(0)
+    opts = SampleConfig()
+    draws = np.stack([choose(logits, opts, rng) for _ in range(20_000)])  # (20000, 2)
+    np.testing.assert_allclose(np.bincount(draws[:, 0], minlength=3) / 20_000, [0.5, 0.3, 0.2], atol=0.015)
+    np.testing.assert_allclose(np.bincount(draws[:, 1], minlength=3) / 20_000, [0.1, 0.1, 0.8], atol=0.015)
+    assert set(np.unique([choose(logits, SampleConfig(top_k=1), rng) for _ in range(50)])) <= {0, 2}
 
 
 def test_carried_state_gives_the_same_choices_as_rereading_the_prefix(trained_run):
