@@ -170,10 +170,12 @@ def _unflatten(obj, tensors: dict):
     return obj
 
 
-def save_trainer(path: Path, model, optimizer, state, progress: dict) -> None:
-    """Everything needed to continue training exactly: weights, optimizer, RNG, carried state."""
+def save_trainer(path: Path, model, optimizer, state, progress: dict, rng: torch.Tensor | None = None) -> None:
+    """Everything needed to continue training exactly: weights, optimizer, RNG, carried state.
+
+    `rng`: (N, bytes) torch RNG states, one row per process (default: this process's)."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.torch"] = rng if rng is not None else torch.get_rng_state()[None]
     optim_tree = _flatten(optimizer.state_dict(), "optim", tensors)
     for i, s in enumerate(state or ()):
         tensors[f"state.{i}"] = s
@@ -181,13 +183,14 @@ def save_trainer(path: Path, model, optimizer, state, progress: dict) -> None:
                                  "state_parts": len(state or ())})
 
 
-def load_trainer(path: Path, model, optimizer) -> tuple[dict, tuple | None]:
-    """Restore model, optimizer and RNG from `save_trainer`'s file; returns (progress, carried state)."""
+def load_trainer(path: Path, model, optimizer, rank: int = 0) -> tuple[dict, tuple | None]:
+    """Restore model, optimizer and process `rank`'s RNG from `save_trainer`'s file; returns
+    (progress, carried state of all processes' streams)."""
     tensors, meta = load_tensors(path)
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
         optimizer.load_state_dict(_unflatten(meta["optimizer"], tensors))
-        torch.set_rng_state(tensors["rng.torch"])
+        torch.set_rng_state(tensors["rng.torch"][rank].clone())  # a fresh tensor: a row view crashes it
         n = meta["state_parts"]
         state = tuple(tensors[f"state.{i}"] for i in range(n)) if n else None
         return meta["progress"], state

@@ -33,6 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_train(args) -> int:
+    from .distributed import is_main_process
     from .sample import sample_text
     from .train import train
     options = {}
@@ -41,7 +42,7 @@ def _cmd_train(args) -> int:
     run = train(args.data or None, out=args.out, resume=args.resume, init_from=args.init_from, force=args.force,
                 progress=not args.no_progress, **options)
     length = options.get("sample_length", TrainConfig.sample_length)
-    if length:
+    if length and is_main_process():  # under torchrun, process 0 alone prints the sample
         print(f"--- sample from {run.dir} (best weights, temperature 0.8) ---", file=sys.stderr)
         sample_text(run.model, length=length, temperature=0.8, seed=1, on_text=_write)
         _write("\n")

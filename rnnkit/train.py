@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
+from . import distributed
 from .config import DataConfig, ModelConfig, TrainConfig, build, split_overrides
 from .data.batching import StreamBatches
 from .data.corpus import Corpus, prepare
@@ -121,8 +122,10 @@ def build_model(model_cfg: ModelConfig, train_cfg: TrainConfig, vocab, device):
 class _Metrics:
     """metrics.jsonl: one JSON object per line, appended and flushed as training goes."""
 
-    def __init__(self, path: Path, keep_until_step: int | None):
-        self.path = path
+    def __init__(self, path: Path, keep_until_step: int | None, enabled: bool = True):
+        self.path, self.fh = path, None
+        if not enabled:  # other processes than 0 under torchrun write nothing
+            return
         if keep_until_step is not None and path.exists():
             # Resuming: drop rows written after the checkpoint we resume from, so each step appears once.
             rows = [line for line in path.read_text("utf-8").splitlines()
@@ -131,11 +134,13 @@ class _Metrics:
         self.fh = open(path, "a", encoding="utf-8")
 
     def write(self, **row) -> None:
-        self.fh.write(json.dumps(row) + "\n")
-        self.fh.flush()
+        if self.fh:
+            self.fh.write(json.dumps(row) + "\n")
+            self.fh.flush()
 
     def close(self) -> None:
-        self.fh.close()
+        if self.fh:
+            self.fh.close()
 
 
 class _StopSignals:
@@ -197,6 +202,7 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
     data: a path or list of paths (files or directories); None uses the bundled tiny Shakespeare.
     out: the run directory (default runs/<date-time>). resume: continue a run exactly.
     init_from: start from another run's weights (fine-tuning; same vocabulary and architecture).
+    Under torchrun, every process calls this; see rnnkit.distributed.
     """
     log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
     if resume is not None and (data is not None or init_from is not None or out is not None):
@@ -206,6 +212,7 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
     if data is not None:
         data_o["paths"] = [str(data)] if isinstance(data, (str, Path)) else [str(p) for p in data]
 
+    init_vocab = vocab = None
     if resume is not None:
         run_dir = Path(resume)
         model_cfg, data_cfg, train_cfg, vocab = ckpt.read_config(run_dir)
@@ -216,13 +223,7 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
         train_cfg = build(TrainConfig, train_o, base=train_cfg)
         if not (run_dir / ckpt.TRAINER).exists():
             raise ckpt.CheckpointError(f"{run_dir} has no {ckpt.TRAINER} to resume from")
-        corpus = prepare(data_cfg)
-        if corpus.vocab != vocab:
-            raise DataError("the training text changed since this run started; it cannot be resumed exactly")
     else:
-        out = Path(out) if out is not None else _default_run_dir()
-        ckpt.check_new_run_dir(out, force)  # fail before any slow work
-        init_vocab = None
         if init_from is not None:
             if model_o:
                 raise ConfigError(f"--init-from keeps the architecture of {init_from}; "
@@ -233,32 +234,65 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
         train_cfg = build(TrainConfig, train_o)
         if not (train_cfg.max_steps or train_cfg.max_epochs or train_cfg.budget):
             train_cfg = replace(train_cfg, max_epochs=DEFAULT_EPOCHS)
-        corpus = prepare(data_cfg, vocab=init_vocab)
-        vocab = corpus.vocab
-        if init_from is None:
-            model_cfg = build(ModelConfig, {**model_o, "vocab_size": len(vocab)})
 
-    if train_cfg.threads:
-        torch.set_num_threads(train_cfg.threads)
     device = resolve_device(train_cfg.device)
-    model = build_model(model_cfg, train_cfg, vocab, device)
-    if init_from is not None:
-        best = Path(init_from) / ckpt.BEST
-        ckpt.load_weights_into(model, best if best.exists() else Path(init_from) / ckpt.LAST)
-    if resume is None:
-        # Everything that can fail on bad input has been checked before the run directory appears.
-        StreamBatches(corpus.split("train"), train_cfg.batch_size, train_cfg.seq_len, "train")
-        run_dir = ckpt.create_run_dir(out, force=force)
-        ckpt.write_config(run_dir, model_cfg, data_cfg, train_cfg, vocab)
-    optimizer = make_optimizer(model.parameters(), train_cfg)
-    start, state = {"step": 0, "chunk": 0, "epoch": 0, "elapsed": 0.0, "best_val": None, "first_loss": None}, None
-    if resume is not None:
-        start, state = ckpt.load_trainer(run_dir / ckpt.TRAINER, model, optimizer)
-        state = None if state is None else tuple(s.to(device) for s in state)
-        log(f"resuming {run_dir} at step {start['step']}")
-    log(f"{model_cfg.cell} {model_cfg.num_layers}x{model_cfg.hidden_size}, {_count(model):,} parameters, "
-        f"vocabulary {len(vocab)}, {len(corpus.split('train')):,} training characters -> {run_dir}")
-    return _loop(run_dir, model, optimizer, corpus, train_cfg, device, start, state, progress, log)
+    d = distributed.setup(device.type)
+    try:
+        if d.active:
+            if train_cfg.backend != "torch":
+                raise ConfigError("multi-process training (torchrun) needs --backend torch")
+            if device.type == "cuda":
+                device = torch.device(f"cuda:{distributed.local_rank()}")
+            if not d.is_main:
+                log = lambda msg: None  # noqa: E731  (process 0 speaks for all)
+                progress = False
+        if resume is None:
+            # Process 0 names and checks the directory before any slow work; the others follow its word.
+            out = Path(d.broadcast(str(out if out is not None else _default_run_dir()) if d.is_main else None))
+            if d.is_main:
+                ckpt.check_new_run_dir(out, force)
+        # Process 0 encodes the text (or finds it cached) first, so the others only read the cache.
+        corpus = prepare(data_cfg, vocab=init_vocab) if d.is_main else None
+        d.barrier()
+        corpus = corpus or prepare(data_cfg, vocab=init_vocab)
+        if resume is not None and corpus.vocab != vocab:
+            raise DataError("the training text changed since this run started; it cannot be resumed exactly")
+        vocab = corpus.vocab
+        if resume is None and init_from is None:
+            model_cfg = build(ModelConfig, {**model_o, "vocab_size": len(vocab)})
+        if train_cfg.threads:
+            torch.set_num_threads(train_cfg.threads)
+        model = build_model(model_cfg, train_cfg, vocab, device)
+        if init_from is not None:
+            best = Path(init_from) / ckpt.BEST
+            ckpt.load_weights_into(model, best if best.exists() else Path(init_from) / ckpt.LAST)
+        batches = StreamBatches(corpus.split("train"), train_cfg.batch_size, train_cfg.seq_len, "train",
+                                rank=d.rank, world=d.world)
+        if resume is None:
+            # Everything that can fail on bad input has been checked before the run directory appears.
+            if d.is_main:
+                run_dir = ckpt.create_run_dir(out, force=force)
+                ckpt.write_config(run_dir, model_cfg, data_cfg, train_cfg, vocab)
+            d.barrier()
+            run_dir = out
+        optimizer = make_optimizer(model.parameters(), train_cfg)
+        start, state = {"step": 0, "chunk": 0, "epoch": 0, "elapsed": 0.0, "best_val": None,
+                        "first_loss": None, "world": d.world}, None
+        if resume is not None:
+            start, state = ckpt.load_trainer(run_dir / ckpt.TRAINER, model, optimizer, rank=d.rank)
+            if start.get("world", 1) != d.world:
+                raise ckpt.CheckpointError(f"{run_dir} was trained by {start.get('world', 1)} process(es); "
+                                           f"resume it with the same number (now {d.world})")
+            B = train_cfg.batch_size  # this process's streams of the saved B x N carried state
+            state = None if state is None else tuple(s[:, d.rank * B:(d.rank + 1) * B].contiguous().to(device)
+                                                     for s in state)
+            log(f"resuming {run_dir} at step {start['step']}")
+        log(f"{model_cfg.cell} {model_cfg.num_layers}x{model_cfg.hidden_size}, {_count(model):,} parameters, "
+            f"vocabulary {len(vocab)}, {len(corpus.split('train')):,} training characters"
+            + (f", {d.world} processes" if d.active else "") + f" -> {run_dir}")
+        return _loop(run_dir, model, optimizer, corpus, batches, train_cfg, device, start, state, progress, log, d)
+    finally:
+        d.close()
 
 
 def _default_run_dir() -> Path:
@@ -274,9 +308,12 @@ def _count(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _loop(run_dir: Path, model, optimizer, corpus: Corpus, cfg: TrainConfig, device, start: dict, state,
-          show_progress: bool, log) -> Run:
-    batches = StreamBatches(corpus.split("train"), cfg.batch_size, cfg.seq_len, "train")
+def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatches, cfg: TrainConfig, device,
+          start: dict, state, show_progress: bool, log, d: distributed.Dist) -> Run:
+    # With several processes, DDP averages the gradients in backward(); `model` stays the plain module
+    # that is saved, validated and sampled.
+    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
+        if d.active else model
     val_tokens = corpus.split("val")
     if cfg.eval_max_chars:
         val_tokens = val_tokens[:cfg.eval_max_chars]
@@ -284,9 +321,9 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, cfg: TrainConfig, dev
     step, chunk, epoch = start["step"], start["chunk"], start["epoch"]
     best_val, first_loss = start["best_val"], start["first_loss"]
     last_val, last_ckpt_step = None, step
-    metrics = _Metrics(run_dir / ckpt.METRICS, keep_until_step=step if step else None)
+    metrics = _Metrics(run_dir / ckpt.METRICS, keep_until_step=step if step else None, enabled=d.is_main)
     t0 = time.perf_counter() - start["elapsed"]  # elapsed training time carries over a resume
-    chars_per_step = cfg.batch_size * cfg.seq_len
+    chars_per_step = cfg.batch_size * cfg.seq_len * d.world
 
     def elapsed() -> float:
         return time.perf_counter() - t0
@@ -307,13 +344,17 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, cfg: TrainConfig, dev
         return None
 
     def save_checkpoint():
+        # Every process takes part (its carried state and RNG are gathered); process 0 writes.
         nonlocal last_ckpt_step
-        ckpt.save_weights(run_dir / ckpt.LAST, model, step=step)
-        if not has_val:  # without validation the latest weights are the best we know of
-            ckpt.save_weights(run_dir / ckpt.BEST, model, step=step)
-        ckpt.save_trainer(run_dir / ckpt.TRAINER, model, optimizer, state,
-                          {"step": step, "chunk": chunk, "epoch": epoch, "elapsed": elapsed(),
-                           "best_val": best_val, "first_loss": first_loss})
+        full_state = None if state is None else tuple(d.gather(s, dim=1) for s in state)  # (L, B x N, H)
+        rng = d.gather(torch.get_rng_state()[None], dim=0)  # (N, bytes): each process's dropout RNG
+        if d.is_main:
+            ckpt.save_weights(run_dir / ckpt.LAST, model, step=step)
+            if not has_val:  # without validation the latest weights are the best we know of
+                ckpt.save_weights(run_dir / ckpt.BEST, model, step=step)
+            ckpt.save_trainer(run_dir / ckpt.TRAINER, model, optimizer, full_state,
+                              {"step": step, "chunk": chunk, "epoch": epoch, "elapsed": elapsed(),
+                               "best_val": best_val, "first_loss": first_loss, "world": d.world}, rng)
         last_ckpt_step = step
 
     def validate():
@@ -334,16 +375,20 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, cfg: TrainConfig, dev
     speed_t, speed_steps = elapsed(), step  # characters per second since this session started
     try:
         with _StopSignals() as signals:
-            while (stopped_by := stop_reason()) is None:
+            while True:
+                stopped_by = stop_reason()
+                if d.any(stopped_by is not None):  # every process stops at the same step
+                    stopped_by = stopped_by or "budget"
+                    break
                 # One optimizer step on chunk `chunk` of every stream.
                 lr = lr_at(step, progress_fraction(), cfg)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 x, y = batches.get(chunk)
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                logits, state = model(x, state)  # (B, T, V); state continues the streams
+                logits, state = net(x, state)  # (B, T, V); state continues the streams
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-                loss_value = loss.item()
+                loss_value = d.mean(loss.item())  # over all processes' streams
                 if first_loss is None:
                     first_loss = loss_value
                 if not math.isfinite(loss_value) or loss_value > EXPLODE_FACTOR * first_loss:
@@ -365,9 +410,9 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, cfg: TrainConfig, dev
                 speed = (step - speed_steps) * chars_per_step / max(now - speed_t, 1e-9)
                 metrics.write(step=step, epoch=round(epoch + chunk / len(batches), 5), loss=loss_value, lr=lr,
                               grad_norm=grad_norm, elapsed=round(now, 3))
-                if cfg.eval_every and step % cfg.eval_every == 0 and has_val:
+                if cfg.eval_every and step % cfg.eval_every == 0 and has_val and d.is_main:
                     validate()
-                if cfg.sample_every and cfg.sample_length and step % cfg.sample_every == 0:
+                if cfg.sample_every and cfg.sample_length and step % cfg.sample_every == 0 and d.is_main:
                     log(_preview(model, cfg, step))
                     model.train()
                 if step % cfg.checkpoint_every == 0:
@@ -376,21 +421,23 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, cfg: TrainConfig, dev
                                     + (f" val {last_val:.3f}" if last_val is not None else "")
                                     + f" {speed:,.0f} char/s", refresh=False)
                 bar.update(round(now) - bar.n if cfg.budget else 1)
-                if signals.received:
+                if d.any(signals.received is not None):
                     save_checkpoint()
                     raise Interrupted(f"stopped by {signals.received} at step {step}; checkpoint saved, "
                                       f"continue with: rnnkit train --resume {run_dir}")
             bar.close()
             # Validate the final weights unless that just happened at this very step.
-            if has_val and (last_val is None or not cfg.eval_every or step % cfg.eval_every):
+            if has_val and d.is_main and (last_val is None or not cfg.eval_every or step % cfg.eval_every):
                 validate()
             save_checkpoint()
     finally:
         bar.close()
         metrics.close()
-    plot_losses(run_dir / ckpt.METRICS, run_dir / ckpt.LOSS_PNG)
+    if d.is_main:
+        plot_losses(run_dir / ckpt.METRICS, run_dir / ckpt.LOSS_PNG)
+    d.barrier()
     log(f"stopped by {stopped_by} after {step} steps ({elapsed():.0f}s)"
-        + (f"; validation loss {last_val:.4f} nats/char, best {best_val:.4f}" if has_val else ""))
+        + (f"; validation loss {last_val:.4f} nats/char, best {best_val:.4f}" if last_val is not None else ""))
     # Both backends save CharRNN's parameter names, so the result is always a CharRNN.
     best = ckpt.load(run_dir, "best", device=str(device))
     return Run(run_dir, best, step, best_val, last_val, stopped_by)

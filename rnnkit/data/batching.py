@@ -18,17 +18,21 @@ from ..errors import DataError
 class StreamBatches:
     """Chunk i -> (x, y), each (B, T) int64, over B contiguous streams of `tokens`."""
 
-    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, split: str = "train"):
+    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, split: str = "train",
+                 rank: int = 0, world: int = 1):
         n = len(tokens)
-        need = batch_size * seq_len + 1
+        streams = batch_size * world  # with N processes the split is cut into B x N streams
+        need = streams * seq_len + 1
         if n < need:
+            who = f"{streams} streams ({world} processes x {batch_size})" if world > 1 else f"{batch_size} streams"
             raise DataError(
-                f"the {split} split has {n:,} characters but one batch of {batch_size} streams x {seq_len} steps "
+                f"the {split} split has {n:,} characters but one batch of {who} x {seq_len} steps "
                 f"needs at least {need:,}; use more text or lower --batch-size / --seq-len")
         self.tokens = tokens
         self.B, self.T = batch_size, seq_len
-        self.stream_len = (n - 1) // batch_size  # S
-        self.starts = np.arange(batch_size, dtype=np.int64) * self.stream_len  # (B,)
+        self.stream_len = (n - 1) // streams  # S
+        # This process's streams: rank r owns streams r*B .. (r+1)*B - 1 of the B x N layout.
+        self.starts = np.arange(rank * batch_size, (rank + 1) * batch_size, dtype=np.int64) * self.stream_len  # (B,)
         self.num_chunks = self.stream_len // seq_len  # full chunks per epoch; the ragged tail is skipped
 
     def __len__(self) -> int:
