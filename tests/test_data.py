@@ -127,3 +127,24 @@ def test_eval_chunks_cover_the_text():
     assert (covered == np.arange(1, 1001)).all()
     short = list(eval_chunks(np.arange(5), 32, 256))
     assert sum(y.numel() for _, y in short) == 4
+
+
+def test_ascii_fast_path_and_decoded_chunks_mix_correctly(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus_mod, "CHUNK_BYTES", 8)  # some chunks pure ASCII, some not, some split a character
+    text = ("plain ascii text " * 3 + "naïve café €5 😀\n") * 20
+    f = tmp_path / "mixed.txt"
+    f.write_text(text, encoding="utf-8")
+    c = _prep([f])
+    assert c.vocab.decode(np.asarray(c.tokens)) == text
+    assert c.vocab.chars == sorted(set(text))
+
+
+def test_dense_table_encoding_matches_binary_search():
+    rng = np.random.default_rng(0)
+    cps = np.concatenate([rng.integers(32, 127, 500), rng.integers(0x4E00, 0x4E80, 300), [0x1F600, 0x1F601, 0x10FFFF],
+                          [ord(c) for c in "hello"]])
+    v = Vocab.from_codepoints(np.unique(cps))
+    sample = rng.permutation(cps).astype(np.uint32)
+    assert (v.encode_codepoints(sample) == np.searchsorted(v.codepoints, sample)).all()
+    ascii_bytes = np.frombuffer(b"hello", dtype=np.uint8)
+    assert v.decode(v.encode_codepoints(ascii_bytes)) == "hello"  # uint8 bytes index the table directly

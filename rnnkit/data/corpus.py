@@ -146,19 +146,23 @@ def _read_chunks(path: Path):
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _decoded_chunks(path: Path):
-    """Yield the text of a UTF-8 file chunk by chunk; a clear error at the first invalid byte."""
+def _codepoint_chunks(path: Path):
+    """Yield the code points of a UTF-8 file chunk by chunk. A chunk of pure ASCII (most text, all
+    of most code) needs no decoding: its bytes are its code points, as uint8."""
     dec = codecs.getincrementaldecoder("utf-8")(errors="strict")
     offset = 0
     try:
         for offset, chunk in _read_chunks(path):
             pending = len(dec.getstate()[0])
+            if not pending and chunk.isascii():
+                yield np.frombuffer(chunk, dtype=np.uint8)
+                continue
             try:
-                yield dec.decode(chunk)
+                yield codepoints_of(dec.decode(chunk))
             except UnicodeDecodeError as exc:
                 offset = offset - pending + exc.start
                 raise
-        yield dec.decode(b"", final=True)
+        yield codepoints_of(dec.decode(b"", final=True))
     except UnicodeDecodeError:
         raise DataError(f"{path} is not valid UTF-8 (first bad byte at offset {offset}); "
                         "use --byte-level to model raw bytes") from None
@@ -175,9 +179,11 @@ def _encode(files: list[Path], byte_level: bool, vocab: Vocab | None, directory:
         seen_astral: set[int] = set()
         total = 0
         for f in files:
-            for text in _decoded_chunks(f):
-                cps = codepoints_of(text)
+            for cps in _codepoint_chunks(f):
                 total += len(cps)
+                if cps.dtype == np.uint8:  # ASCII: counting 128 values is cheaper than indexing
+                    seen_bmp[:256] |= np.bincount(cps, minlength=256) > 0
+                    continue
                 seen_bmp[cps[cps < (1 << 16)]] = True
                 seen_astral.update(np.unique(cps[cps >= (1 << 16)]).tolist())
         cps_seen = np.concatenate([np.flatnonzero(seen_bmp), np.array(sorted(seen_astral), dtype=np.int64)])
@@ -200,8 +206,8 @@ def _encode(files: list[Path], byte_level: bool, vocab: Vocab | None, directory:
                 for _, chunk in _read_chunks(f):
                     out.write(chunk)
             else:
-                for text in _decoded_chunks(f):
-                    out.write(vocab.encode_codepoints(codepoints_of(text)).tobytes())
+                for cps in _codepoint_chunks(f):
+                    out.write(vocab.encode_codepoints(cps).tobytes())
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, directory / "tokens.bin")

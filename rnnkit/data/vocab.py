@@ -31,6 +31,7 @@ class Vocab:
             self.chars = chars
             self.codepoints = np.array([ord(c) for c in chars], dtype=np.uint32)
         self._index = None if kind == "byte" else {c: i for i, c in enumerate(self.chars)}
+        self._bmp_table = None  # built on first use by encode_codepoints
 
     @classmethod
     def from_codepoints(cls, codepoints) -> "Vocab":
@@ -73,8 +74,18 @@ class Vocab:
         return self.encode_codepoints(codepoints_of(text))
 
     def encode_codepoints(self, cps: np.ndarray) -> np.ndarray:
-        """Code points (all known to be in the vocabulary) -> ids, vectorised."""
-        return np.searchsorted(self.codepoints, cps).astype(self.dtype)
+        """Code points (all known to be in the vocabulary) -> ids, vectorised: a 65,536-entry table
+        for the Basic Multilingual Plane, a binary search for the rare characters beyond it."""
+        if self._bmp_table is None:
+            self._bmp_table = np.zeros(1 << 16, dtype=self.dtype)
+            bmp = self.codepoints < (1 << 16)
+            self._bmp_table[self.codepoints[bmp]] = np.flatnonzero(bmp).astype(self.dtype)
+        if cps.dtype == np.uint8 or len(cps) == 0 or cps.max() < (1 << 16):
+            return self._bmp_table[cps]
+        out = self._bmp_table[np.minimum(cps, (1 << 16) - 1)]
+        astral = cps >= (1 << 16)
+        out[astral] = np.searchsorted(self.codepoints, cps[astral]).astype(self.dtype)
+        return out
 
     def decode(self, ids) -> str:
         ids = np.asarray(ids, dtype=np.int64).ravel()
