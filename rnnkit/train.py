@@ -423,7 +423,8 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
                 bar.update(round(now) - bar.n if cfg.budget else 1)
                 if d.any(signals.received is not None):
                     save_checkpoint()
-                    raise Interrupted(f"stopped by {signals.received} at step {step}; checkpoint saved, "
+                    raise Interrupted(f"stopped by {signals.received or 'a signal to another process'} at step "
+                                      f"{step}; checkpoint saved, "
                                       f"continue with: rnnkit train --resume {run_dir}")
             bar.close()
             # Validate the final weights unless that just happened at this very step.
