@@ -15,6 +15,7 @@ Weights are saved from CPU copies: a model trained on a GPU samples on a CPU.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -99,10 +100,18 @@ def read_config(run_dir: str | Path) -> tuple[ModelConfig, DataConfig, TrainConf
 # -- safetensors files ----------------------------------------------------------------------------
 
 
+def _data_section(data: bytes) -> bytes:
+    """The tensor bytes of a safetensors file (after the 8-byte length and the JSON header)."""
+    return data[8 + int.from_bytes(data[:8], "little"):]
+
+
 def save_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> None:
-    """Write tensors (+ JSON-able metadata) as one safetensors file, atomically."""
+    """Write tensors (+ JSON-able metadata) as one safetensors file, atomically, with the SHA-256 of
+    the tensor bytes in the header so that `load_tensors` notices a changed byte."""
     cpu = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     meta = {"format": "rnnkit", "json": json.dumps(metadata or {})}
+    # The tensor bytes do not depend on the metadata, so hash a first rendering and store the digest.
+    meta["sha256"] = hashlib.sha256(_data_section(st_save(cpu, metadata=meta))).hexdigest()
     atomic_write_bytes(path, st_save(cpu, metadata=meta))
 
 
@@ -118,6 +127,10 @@ def load_tensors(path: Path) -> tuple[dict, dict]:
         tensors = st_load(data)
         n = int.from_bytes(data[:8], "little")
         meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
+        digest = meta.get("sha256")
+        if digest is not None and hashlib.sha256(_data_section(data)).hexdigest() != digest:
+            raise CheckpointError(f"{path} is corrupted or was modified: its tensor bytes do not match the "
+                                  "checksum recorded when it was written")
         return tensors, json.loads(meta.get("json", "{}"))
     except (SafetensorError, ValueError, TypeError, RuntimeError, OverflowError) as exc:
         raise CheckpointError(f"{path} is truncated or corrupted ({str(exc).splitlines()[0][:120]})") from None

@@ -190,3 +190,13 @@ def test_numpy_backend_from_the_cli(tmp_path, small_corpus):
                 "--sample-every", "0", "--sample-length", "20", "--no-progress")
     assert p.returncode == 0, p.stderr
     assert len(p.stdout.rstrip("\n")) == 20
+
+
+def test_a_changed_byte_in_the_weights_is_detected(tmp_path, cli_run):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(cli_run, run)
+    data = bytearray((run / "model.safetensors").read_bytes())
+    data[-3] ^= 0x01  # one bit of one weight: still a well-formed file
+    (run / "model.safetensors").write_bytes(bytes(data))
+    _one_line_error(run_cli("sample", run, "--length", "5"), "do not match the checksum")
