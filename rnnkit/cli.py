@@ -105,7 +105,8 @@ def _cmd_inspect(args) -> int:
 def _cmd_cells(args) -> int:
     from .checkpoint import load
     from .inspect.cells import best_table
-    from .inspect.run import feature_set, find_cells, plot_best_cells, read_text
+    from .data.corpus import read_text
+    from .inspect.run import feature_set, find_cells, plot_best_cells
     _check_positive(max_chars=args.max_chars, top=args.top)
     features = feature_set(args.features, [f.strip() for f in args.only.split(",")] if args.only else None)
     results = find_cells(load(args.run_dir, args.checkpoint), read_text(args.text, args.max_chars), features,
@@ -130,8 +131,8 @@ def _cmd_cells(args) -> int:
 def _cmd_gates(args) -> int:
     from .checkpoint import load
     from .inspect import gates
+    from .data.corpus import read_text
     from .inspect.activations import activations
-    from .inspect.run import read_text
     _check_positive(max_chars=args.max_chars)
     model = load(args.run_dir, args.checkpoint)
     if model.config.cell == "rnn":
@@ -158,7 +159,8 @@ def _parse_orders(spec: str) -> tuple[int, int]:
 
 def _cmd_ngram(args) -> int:
     from .inspect.ngram import joint_vocab, loss_by_order
-    from .inspect.run import ngram_table, plot_ngram_orders, read_text
+    from .data.corpus import read_text
+    from .inspect.run import ngram_table, plot_ngram_orders
     lo, hi = _parse_orders(args.n)
     train, test = read_text(args.train), read_text(args.test)
     vocab = joint_vocab(train, test)
@@ -172,8 +174,8 @@ def _cmd_ngram(args) -> int:
 
 def _cmd_compare(args) -> int:
     from .checkpoint import load
+    from .data.corpus import read_text
     from .inspect.compare import compare
-    from .inspect.run import read_text
     _, hi = _parse_orders(args.n)
     result = compare(load(args.run_dir, args.checkpoint), read_text(args.train), read_text(args.test), hi)
     print(result.table())

@@ -56,20 +56,16 @@ def evaluate_text(model, text: str, unknown: str = "error") -> dict:
 def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error") -> dict:
     """`rnnkit eval`: loss on the run's test split, or on `file` if given."""
     from .checkpoint import load, read_config
-    from .data.corpus import prepare
+    from .data.corpus import prepare, read_text
     model = load(run_dir, checkpoint)
     if file is not None:
         path = Path(file)
-        if not path.is_file():
-            raise DataError(f"no such file: {path}")
         if model.vocab.kind == "byte":
+            if not path.is_file():
+                raise DataError(f"no such file: {path}")
             tokens = np.frombuffer(path.read_bytes(), dtype=np.uint8)
         else:
-            try:
-                text = path.read_text("utf-8")
-            except UnicodeDecodeError:
-                raise DataError(f"{path} is not valid UTF-8; this model is character-level") from None
-            tokens = model.vocab.encode(text, unknown=unknown)
+            tokens = model.vocab.encode(read_text(path), unknown=unknown)
         if len(tokens) < 2:
             raise DataError(f"{path} is too short to evaluate ({len(tokens)} characters; need at least 2)")
         return {**summary(*evaluate_tokens(model, tokens)), "split": str(path)}

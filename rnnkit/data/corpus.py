@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataConfig
+from ..config import DataConfig, build
 from ..errors import DataError
 from ..io import atomic_write_bytes, atomic_write_json
 from .vocab import Vocab, codepoints_of, describe_chars
@@ -119,9 +119,23 @@ def prepare(config: DataConfig, vocab: Vocab | None = None, out_dir: str | Path 
 def prepare_text(data=None, out: str | Path | None = None, **options) -> Corpus:
     """`rnnkit prepare`: encode `data` (a path or list of paths; None: the bundled corpus) with the
     DataConfig options (glob, byte_level, split), into `out` or the cache."""
-    from ..config import build
     paths = [] if data is None else [str(data)] if isinstance(data, (str, Path)) else [str(p) for p in data]
     return prepare(build(DataConfig, {**options, "paths": paths}), out_dir=out)
+
+
+def read_text(path: str | Path, max_chars: int = 0) -> str:
+    """A UTF-8 text file (its first `max_chars` characters if > 0), with one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    try:
+        text = path.read_text("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not valid UTF-8") from None
+    text = text[:max_chars] if max_chars else text
+    if not text:
+        raise DataError(f"{path} is empty")
+    return text
 
 
 def _read_meta(path: Path, key: str) -> dict | None:

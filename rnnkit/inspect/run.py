@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.corpus import read_text
 from ..errors import DataError
 from ..io import atomic_write_bytes
 from ..plotting import pyplot, save_png
@@ -15,21 +16,6 @@ from . import gates as gate_stats
 from .activations import Activations, activations
 from .features import BUILTIN, load_features
 from .report import plot_heatmap, render_report
-
-
-def read_text(path: str | Path, max_chars: int = 0) -> str:
-    """A UTF-8 text file (its first `max_chars` characters if > 0), with one-line errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no such file: {path}")
-    try:
-        text = path.read_text("utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{path} is not valid UTF-8") from None
-    text = text[:max_chars] if max_chars else text
-    if not text:
-        raise DataError(f"{path} is empty")
-    return text
 
 
 def feature_set(user_features: str | None = None, only: list[str] | None = None) -> dict:
