@@ -1,4 +1,4 @@
-"""A fast stateful stepper for sampling: one character costs a few small NumPy matrix products.
+"""A fast stateful stepper for sampling: one character costs one small NumPy product per layer.
 
 Stepping `nn.LSTM` one character at a time on a CPU spends most of its time outside the arithmetic
 (dispatch, weight repacking by oneDNN on every call). Generation needs only
@@ -6,9 +6,14 @@ Stepping `nn.LSTM` one character at a time on a CPU spends most of its time outs
 
 - layer 0's input projection is a table: embedding @ W_ih^T + b for every symbol, so reading a
   character is a row lookup instead of a matrix product;
-- deeper layers of the RNN and LSTM take [h_below, h] against one stacked, pre-transposed matrix;
-- the LSTM's sigmoid gates are computed as 0.5 * tanh(x / 2) + 0.5 with the 1/2 folded into the
-  weights, so all four gates need a single tanh over 4H values.
+- a layer's new hidden state h_k is needed twice: by the layer above now (W_ih of layer k+1, or the
+  output head for the top layer) and by the layer itself at the next step (W_hh of layer k). Both
+  are one product, h_k @ [W_hh_k^T | W_ih_{k+1}^T]; the recurrent half waits in the state for the
+  next step. So a step costs L vector-matrix products, not 2L + 1;
+- sigmoid gates are computed as 0.5 * tanh(x / 2) + 0.5 with the 1/2 folded into the weights, so
+  the LSTM's four gates need a single tanh over 4H values;
+- at batch 1 the arithmetic is tiny and the cost is NumPy's per-call overhead, so every operation
+  writes into buffers the state owns (`out=`): no allocation, no slicing inside the step.
 
 It computes the same function as `CharRNN.forward` (tests/test_fastsample.py: distributions agree to
 1e-5) for batches of N independent streams. The plain model path stays available for checking.
@@ -20,9 +25,39 @@ import numpy as np
 import torch
 
 
+class StepState:
+    """The stepper's state for N streams, updated in place by `FastStepper.step`.
+
+    Per layer k: `h[k]` (N, H), `c[k]` (N, H) for the LSTM, and `out[k]`, the last product
+    [h_k, 1] @ [W_hh_k^T | W_ih_{k+1}^T; biases]: its first G columns are the recurrent half of the
+    layer's next pre-activation, the rest the input of the layer above (for the top layer: the logits).
+    """
+
+    def __init__(self, stepper: "FastStepper", h: np.ndarray, c: np.ndarray | None):
+        L, G, H = stepper.L, stepper.G, stepper.H
+        n = h.shape[1]
+        # h sits in (N, H + 1) buffers whose last column is 1, so the product adds the biases too.
+        self.h1 = [np.concatenate([h[k], np.ones((n, 1))], axis=1).astype(np.float32) for k in range(L)]
+        self.h = [a[:, :H] for a in self.h1]
+        self.c = [np.array(c[k], dtype=np.float32) for k in range(L)] if c is not None else None
+        self.out = [a @ w for a, w in zip(self.h1, stepper.w_next)]
+        # Views and scratch buffers, made once so that a step only calls ufuncs with out=.
+        self.rec = [o[:, :G] for o in self.out]
+        self.above = [o[:, G:] for o in self.out]  # input pre-activation of layer k+1 (top: the logits)
+        pre, s = np.empty((n, G), dtype=np.float32), np.empty((n, G), dtype=np.float32)
+        self.pre, self.s, self.tmp = pre, s, np.empty((n, H), dtype=np.float32)
+        if stepper.cell == "lstm":  # gates arranged [i, f, o | g]: the sigmoids are one slice
+            self.pre_sig, self.g = pre[:, :3 * H], pre[:, 3 * H:]
+            self.sig, self.i, self.f, self.o = s[:, :3 * H], s[:, :H], s[:, H:2 * H], s[:, 2 * H:3 * H]
+        elif stepper.cell == "gru":  # [r, z | n]; rec's n part is W_hn h + b_hn
+            self.rz, self.r, self.z = s[:, :2 * H], s[:, :H], s[:, H:2 * H]
+            self.rec_rz = [r[:, :2 * H] for r in self.rec]
+            self.rec_n = [r[:, 2 * H:] for r in self.rec]
+
+
 class FastStepper:
-    """`logits, state = stepper.step(tokens, state)` with tokens (N,) ints; state is a list with one
-    tuple per layer of (N, H) float32 arrays ((h,) or (h, c)); logits (N, V) float32."""
+    """`logits, state = stepper.step(tokens, state)` with tokens (N,) ints and logits (N, V) float32;
+    tokens (N,) ints; the state comes from `zero_state(n)` or `from_torch_state(model_state)` and is updated in place."""
 
     def __init__(self, model):
         cfg = model.config
@@ -30,71 +65,74 @@ class FastStepper:
         self.relu = cfg.cell == "rnn" and cfg.nonlinearity == "relu"
         sd = {k: v.detach().to("cpu", torch.float32).numpy() for k, v in model.state_dict().items()}
         H = self.H
-        # LSTM: halve the pre-activations of the sigmoid gates (i, f, o) so one tanh serves all four.
-        scale = np.ones(4 * H, dtype=np.float32)
-        if self.cell == "lstm":
-            scale[:2 * H] = 0.5
-            scale[3 * H:] = 0.5
-        self.layers = []
+        self.G = G = {"lstm": 4, "gru": 3, "rnn": 1}[self.cell] * H  # width of a layer's pre-activation
+        # LSTM gates are reordered from PyTorch's [i, f, g, o] to [i, f, o, g]; the pre-activations of
+        # the sigmoid gates (LSTM i, f, o; GRU r, z) are halved.
+        order = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H] if self.cell == "lstm" else np.arange(G)
+        scale = np.ones(G, dtype=np.float32)
+        scale[:{"lstm": 3 * H, "gru": 2 * H, "rnn": 0}[self.cell]] = 0.5
+        w_x, b_x, w_h, b_h = [], [], [], []
         for k in range(self.L):
-            w_ih, w_hh = sd[f"rnn.weight_ih_l{k}"], sd[f"rnn.weight_hh_l{k}"]
-            b_ih, b_hh = sd[f"rnn.bias_ih_l{k}"], sd[f"rnn.bias_hh_l{k}"]
-            if self.cell == "gru":
-                # The reset gate multiplies (W_hn h + b_hn), so the h-side product stays separate.
-                x_side, h_side = (w_ih.T.copy(), b_ih), (w_hh.T.copy(), b_hh)
+            b_ih, b_hh = sd[f"rnn.bias_ih_l{k}"][order] * scale, sd[f"rnn.bias_hh_l{k}"][order] * scale
+            w_x.append(sd[f"rnn.weight_ih_l{k}"][order].T * scale)
+            w_h.append(sd[f"rnn.weight_hh_l{k}"][order].T * scale)
+            if self.cell == "gru":  # the reset gate multiplies (W_hn h + b_hn): b_hn stays on the h side
+                b_x.append(np.concatenate([b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]]))
+                b_h.append(np.concatenate([np.zeros(2 * H, np.float32), b_hh[2 * H:]]))
             else:
-                s = scale[:w_ih.shape[0]]
-                x_side, h_side = (w_ih.T * s, (b_ih + b_hh) * s), (w_hh.T * s, np.zeros_like(b_hh))
-            if k == 0:
-                table = sd["embed.weight"] @ x_side[0] + x_side[1]  # (V, G*H): layer 0's input, precomputed
-                self.layers.append({"table": np.ascontiguousarray(table, dtype=np.float32),
-                                    "w_h": np.ascontiguousarray(h_side[0]), "b_h": h_side[1]})
-            elif self.cell == "gru":
-                self.layers.append({"w_x": np.ascontiguousarray(x_side[0]), "b_x": x_side[1],
-                                    "w_h": np.ascontiguousarray(h_side[0]), "b_h": h_side[1]})
-            else:  # [h_below, h] @ [[W_ih^T], [W_hh^T]]: one product for both inputs
-                self.layers.append({"w_xh": np.ascontiguousarray(np.vstack([x_side[0], h_side[0]])),
-                                    "b_x": x_side[1]})
-        self.w_out = np.ascontiguousarray(sd["head.weight"].T)  # (H, V)
-        self.b_out = sd["head.bias"]
+                b_x.append(b_ih + b_hh)
+                b_h.append(np.zeros(G, np.float32))
+        w_x.append(sd["head.weight"].T)  # the "layer above" the top layer is the output head
+        b_x.append(sd["head.bias"])
+        self.table = np.ascontiguousarray(sd["embed.weight"] @ w_x[0] + b_x[0], dtype=np.float32)  # (V, G)
+        # (H + 1, G + width of what is above): [W_hh_k^T | W_ih_{k+1}^T] with the biases as the last row
+        self.w_next = [np.ascontiguousarray(np.vstack([np.hstack([w_h[k], w_x[k + 1]]),
+                                                       np.concatenate([b_h[k], b_x[k + 1]])]), dtype=np.float32)
+                       for k in range(self.L)]
 
-    def zero_state(self, n: int) -> list:
-        parts = 2 if self.cell == "lstm" else 1
-        return [tuple(np.zeros((n, self.H), dtype=np.float32) for _ in range(parts)) for _ in range(self.L)]
+    def zero_state(self, n: int) -> StepState:
+        zeros = np.zeros((self.L, n, self.H), dtype=np.float32)
+        return StepState(self, zeros, zeros if self.cell == "lstm" else None)
 
-    @staticmethod
-    def from_torch_state(state) -> list:
-        """A CharRNN state (tuple of (L, N, H) tensors) -> this stepper's per-layer arrays."""
+    def from_torch_state(self, state) -> StepState:
+        """A CharRNN state (tuple of (L, N, H) tensors) -> this stepper's state."""
         arrays = [s.detach().to("cpu", torch.float32).numpy() for s in state]
-        return [tuple(np.ascontiguousarray(a[k]) for a in arrays) for k in range(arrays[0].shape[0])]
+        return StepState(self, arrays[0], arrays[1] if len(arrays) == 2 else None)
 
-    def step(self, tokens: np.ndarray, state: list) -> tuple[np.ndarray, list]:
-        H = self.H
-        new_state = []
-        below = None
-        for k, layer in enumerate(self.layers):
-            h = state[k][0]
-            if self.cell == "gru":
-                x = layer["table"][tokens] if k == 0 else below @ layer["w_x"] + layer["b_x"]  # (N, 3H)
-                hh = h @ layer["w_h"] + layer["b_h"]
-                r = 0.5 * np.tanh(0.5 * (x[:, :H] + hh[:, :H])) + 0.5
-                z = 0.5 * np.tanh(0.5 * (x[:, H:2 * H] + hh[:, H:2 * H])) + 0.5
-                n = np.tanh(x[:, 2 * H:] + r * hh[:, 2 * H:])
-                h = n + z * (h - n)  # (1 - z) * n + z * h
-                new_state.append((h,))
+    def step(self, tokens, state: StepState) -> tuple[np.ndarray, StepState]:
+        S, H = state, self.H
+        # Layer 0's input pre-activation: rows of the table (one stream: a view, no copy).
+        x = self.table[tokens[0]] if len(tokens) == 1 else self.table[np.asarray(tokens)]
+        for k in range(self.L):
+            h = S.h[k]
+            if self.cell == "lstm":
+                np.add(x, S.rec[k], out=S.pre)
+                np.tanh(S.pre, out=S.pre)  # i, f, o arrive halved: sigmoid(v) = 0.5 * tanh(v / 2) + 0.5
+                np.multiply(S.pre_sig, 0.5, out=S.sig)
+                S.sig += 0.5
+                c = S.c[k]
+                c *= S.f
+                np.multiply(S.i, S.g, out=S.tmp)
+                c += S.tmp  # c = f * c + i * g
+                np.tanh(c, out=h)
+                h *= S.o  # h = o * tanh(c)
+            elif self.cell == "gru":
+                np.add(x[..., :2 * H], S.rec_rz[k], out=S.rz)
+                np.tanh(S.rz, out=S.rz)
+                S.rz *= 0.5
+                S.rz += 0.5
+                np.multiply(S.r, S.rec_n[k], out=S.tmp)
+                S.tmp += x[..., 2 * H:]
+                np.tanh(S.tmp, out=S.tmp)  # n = tanh(x_n + r * (W_hn h + b_hn))
+                h -= S.tmp
+                h *= S.z
+                h += S.tmp  # h = (1 - z) * n + z * h
             else:
-                if k == 0:
-                    pre = layer["table"][tokens] + h @ layer["w_h"]  # (N, G*H)
+                np.add(x, S.rec[k], out=S.pre)
+                if self.relu:
+                    np.maximum(S.pre, 0, out=h)
                 else:
-                    pre = np.concatenate([below, h], axis=1) @ layer["w_xh"] + layer["b_x"]
-                if self.cell == "lstm":
-                    t = np.tanh(pre)  # i, f, o arrive halved: sigmoid(x) = 0.5 * tanh(x / 2) + 0.5
-                    i, f, g, o = t[:, :H], t[:, H:2 * H], t[:, 2 * H:3 * H], t[:, 3 * H:]
-                    c = 0.5 * ((f + 1) * state[k][1] + (i + 1) * g)
-                    h = 0.5 * (o + 1) * np.tanh(c)
-                    new_state.append((h, c))
-                else:
-                    h = np.maximum(pre, 0) if self.relu else np.tanh(pre)
-                    new_state.append((h,))
-            below = h
-        return below @ self.w_out + self.b_out, new_state
+                    np.tanh(S.pre, out=h)
+            np.dot(S.h1[k], self.w_next[k], out=S.out[k])  # next step's recurrent half | input above
+            x = S.above[k]
+        return x.copy(), S

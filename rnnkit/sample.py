@@ -48,20 +48,25 @@ def filter_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int = 0, 
     return logits
 
 
-def choose(logits: np.ndarray, opts: SampleConfig, rng: np.random.Generator) -> np.ndarray:
+def choose(logits: np.ndarray, opts: SampleConfig, rng: np.random.Generator | None = None,
+           u: np.ndarray | None = None) -> np.ndarray:
     """Next token of each stream: argmax if greedy, else a draw from the filtered softmax by inverse
-    CDF with one uniform number per stream. logits (N, V) -> (N,) int64."""
+    CDF with one uniform number per stream (`u`, or drawn from `rng`). logits (N, V) -> (N,) int64."""
     if opts.greedy:
-        return np.argmax(logits, axis=-1)
+        return logits.argmax(axis=-1)
     if opts.temperature == 1.0 and not opts.top_k and opts.top_p >= 1.0:
         z = logits.astype(np.float64)  # nothing to filter: skip the filter's copies
     else:
         z = filter_logits(logits, opts.temperature, opts.top_k, opts.top_p)
-    cdf = np.cumsum(np.exp(z - z.max(axis=-1, keepdims=True)), axis=-1)  # unnormalised
-    u = rng.random(len(cdf))
+    # Unnormalised CDF; the ufuncs are called directly, without NumPy's Python-level wrappers, because
+    # at batch 1 this runs once per character and the wrappers cost more than the arithmetic.
+    z -= np.maximum.reduce(z, axis=-1, keepdims=True)
+    cdf = np.add.accumulate(np.exp(z, out=z), axis=-1, out=z)
+    u = rng.random(len(cdf)) if u is None else u
+    last = cdf.shape[-1] - 1
     if len(cdf) == 1:  # the common case of one stream: a binary search instead of a full comparison
-        return np.array([min(int(np.searchsorted(cdf[0], u[0] * cdf[0, -1], side="right")), cdf.shape[-1] - 1)])
-    return np.minimum((cdf <= u[:, None] * cdf[:, -1:]).sum(axis=-1), cdf.shape[-1] - 1)
+        return np.array([min(int(cdf[0].searchsorted(u[0] * cdf[0, last], side="right")), last)])
+    return np.minimum((cdf <= u[:, None] * cdf[:, last:]).sum(axis=-1), last)
 
 
 def _rng(seed: int) -> np.random.Generator:
@@ -131,17 +136,21 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
     decoders = [model.vocab.decoder() for _ in range(n)]
     pieces = [[] for _ in range(n)]
     tails = [""] * n  # enough recent text to spot the stop string across piece boundaries
-    live = np.ones(n, dtype=bool)
+    live = list(range(n))
+    block = 1024  # uniforms are drawn a block of steps at a time: the same numbers as one step at a time
     for i in range(opts.length):
-        nxt = choose(last, opts, rng)
-        for j in np.flatnonzero(live):
+        if i % block == 0:
+            draws = rng.random((min(block, opts.length - i), n))
+        nxt = choose(last, opts, u=draws[i % block]).tolist()
+        for j in live:
             piece = decoders[j](nxt[j])
             pieces[j].append(piece)
             emit(piece)
             if opts.stop:
                 tails[j] = (tails[j] + piece)[-(len(opts.stop) + len(piece)):]
-                live[j] = opts.stop not in tails[j]
-        if not live.any() or i + 1 == opts.length:
+        if opts.stop:
+            live = [j for j in live if opts.stop not in tails[j]]
+        if not live or i + 1 == opts.length:
             break
         last, state = stepper.step(nxt, state)  # one step, state carried
     return [shown + "".join(p) for p in pieces]
