@@ -8,8 +8,10 @@
                            carried hidden state; scalars (step, data position, ...) as JSON metadata
       metrics.jsonl        one JSON object per training step and per validation
       loss.png             the loss curves, drawn at the end
+      .lock                held (flock) by the process training in the directory
 
-Every file is replaced atomically (rnnkit.io), so a crash leaves the previous version intact.
+Every file is replaced atomically (rnnkit.io), so a crash leaves the previous version intact, and
+a run directory has one writer at a time (`RunLock`).
 Weights are saved from CPU copies: a model trained on a GPU samples on a CPU.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from safetensors.torch import save as st_save
 from . import __version__
 from .config import DataConfig, ModelConfig, TrainConfig, build
 from .data.vocab import Vocab
-from .errors import CheckpointError, RnnkitError
+from .errors import CheckpointError, RnnkitError, RunDirLocked
 from .io import atomic_write_bytes, atomic_write_json
 
 CONFIG = "config.json"
@@ -37,6 +40,56 @@ LAST = "last.safetensors"
 TRAINER = "trainer.safetensors"
 METRICS = "metrics.jsonl"
 LOSS_PNG = "loss.png"
+LOCK = ".lock"
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer per run directory is then up to the user
+    fcntl = None
+
+
+class RunLock:
+    """An exclusive advisory lock (flock) on a run directory, held while a process trains in it.
+
+    The operating system releases it when the process ends, however it ends (SIGKILL included), so
+    a stale lock cannot outlive its owner. A second process gets `RunDirLocked` at once."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / LOCK
+        self.fd = None
+
+    def acquire(self) -> "RunLock":
+        if fcntl is None:
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise CheckpointError(f"cannot lock run directory {self.path.parent}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise RunDirLocked(f"run directory {self.path.parent} is in use by another rnnkit process"
+                               + (f" (pid {owner})" if owner else "") + "; wait for it to finish or stop it") from None
+        try:  # the owner's pid, for the message above (best effort: a full disk must not stop training)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 # -- run directories ------------------------------------------------------------------------------
@@ -64,6 +117,8 @@ def create_run_dir(path: str | Path, force: bool = False) -> Path:
     """Make a fresh run directory (see `check_new_run_dir` for when an existing one is replaced)."""
     path = Path(path)
     if check_new_run_dir(path, force):
+        with RunLock(path):  # refuses if a run is training there right now
+            pass
         shutil.rmtree(path)
     try:
         path.mkdir(parents=True, exist_ok=True)

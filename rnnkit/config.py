@@ -96,6 +96,10 @@ class TrainConfig:
     checkpoint_every: int = _opt(500, "write the resumable checkpoint every this many steps")
     sample_every: int = _opt(500, "print a short sample every this many steps (0: never)")
     sample_length: int = _opt(200, "length of the periodic samples and of the final one (0: none)")
+    on_divergence: str = _opt("stop", "when the loss becomes NaN or infinite or explodes: stop (naming the step and "
+                              "the last good checkpoint) or rollback (reload the last checkpoint, halve the "
+                              "learning rate, go on)", ("stop", "rollback"))
+    max_rollbacks: int = _opt(3, "with --on-divergence rollback: stop after this many rollbacks")
     seed: int = _opt(1337, "random seed for initialisation, dropout and samples")
     threads: int = _opt(0, "CPU threads for PyTorch (0: PyTorch's default)")
     device: str = _opt("cpu", "cpu, cuda or auto (cuda when available)", ("cpu", "cuda", "auto"))
@@ -105,7 +109,7 @@ class TrainConfig:
         for name in ("batch_size", "seq_len", "lr_decay_every", "checkpoint_every"):
             _check_positive(name, getattr(self, name))
         for name in ("warmup_steps", "max_steps", "eval_every", "eval_max_chars", "sample_every", "sample_length", "threads",
-                     "weight_decay", "momentum", "grad_clip", "max_epochs"):
+                     "max_rollbacks", "weight_decay", "momentum", "grad_clip", "max_epochs"):
             _check_non_negative(name, getattr(self, name))
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"--lr must be a positive number, got {self.lr}")

@@ -24,3 +24,11 @@ class CheckpointError(RnnkitError):
 
 class TrainingDiverged(RnnkitError):
     """The training loss became NaN or infinite, or exploded."""
+
+
+class StorageError(RnnkitError):
+    """The disk failed us: full, read-only, or the file could not be written for another reason."""
+
+
+class RunDirLocked(RnnkitError):
+    """Another rnnkit process is training in this run directory."""

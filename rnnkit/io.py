@@ -1,6 +1,8 @@
 """Atomic file writes: write a temporary file in the same directory, fsync, then rename.
 
-A reader (or a crash) sees either the old file or the new one, never a half-written one.
+A reader (or a crash) sees either the old file or the new one, never a half-written one. A write
+that fails (full disk, read-only file system) removes its temporary file, leaves the old file as it
+was and raises `StorageError` with one line naming the file.
 """
 
 from __future__ import annotations
@@ -10,11 +12,18 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import StorageError
+
+TMP_SUFFIX = ".tmp"
+
 
 def atomic_write(path: str | Path, write) -> None:
     """Call `write(tmp_path)` to produce the new file, then move it over `path` atomically."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise _storage_error(path, exc) from None
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
@@ -22,13 +31,29 @@ def atomic_write(path: str | Path, write) -> None:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise _storage_error(path, exc) from None
         raise
     _fsync_dir(path.parent)
+
+
+def _storage_error(path: Path, exc: OSError) -> StorageError:
+    kept = " (the previous version is unchanged)" if path.exists() else ""
+    return StorageError(f"cannot write {path}: {exc.strerror or exc}{kept}")
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files that `atomic_write` leaves behind when its process is killed
+    mid-write (only call this while no other process writes to `directory`)."""
+    stale = [p for p in Path(directory).glob(".*" + TMP_SUFFIX) if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

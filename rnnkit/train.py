@@ -31,7 +31,7 @@ from .data.batching import StreamBatches
 from .data.corpus import Corpus, prepare
 from .errors import ConfigError, DataError, RnnkitError, TrainingDiverged
 from .evaluate import evaluate_tokens
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, remove_stale_temporaries
 from .models import CharRNN
 from .plotting import pyplot, save_png
 
@@ -39,7 +39,7 @@ EXPLODE_FACTOR = 3.0  # char-rnn's rule: a loss over 3x the first one has explod
 DEFAULT_EPOCHS = 10.0  # used only when no stop condition is given
 # Options that may change when resuming: they decide when to stop and what to report, not what is learned.
 RESUMABLE = {"max_steps", "max_epochs", "budget", "eval_every", "eval_max_chars", "checkpoint_every",
-             "sample_every", "sample_length", "threads", "device"}
+             "sample_every", "sample_length", "threads", "device", "on_divergence", "max_rollbacks"}
 
 
 @dataclass
@@ -122,16 +122,20 @@ def build_model(model_cfg: ModelConfig, train_cfg: TrainConfig, vocab, device):
 class _Metrics:
     """metrics.jsonl: one JSON object per line, appended and flushed as training goes."""
 
-    def __init__(self, path: Path, keep_until_step: int | None, enabled: bool = True):
-        self.path, self.fh = path, None
-        if not enabled:  # other processes than 0 under torchrun write nothing
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path, self.fh, self.enabled = path, None, enabled  # under torchrun only process 0 writes
+        if enabled:
+            self.fh = open(path, "a", encoding="utf-8")
+
+    def truncate(self, step: int) -> None:
+        """Drop the rows written after `step` (resuming or rolling back to a checkpoint of that step),
+        so that each step appears once."""
+        if not self.enabled:
             return
-        if keep_until_step is not None and path.exists():
-            # Resuming: drop rows written after the checkpoint we resume from, so each step appears once.
-            rows = [line for line in path.read_text("utf-8").splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= keep_until_step]
-            atomic_write_bytes(path, "".join(r + "\n" for r in rows).encode("utf-8"))
-        self.fh = open(path, "a", encoding="utf-8")
+        self.fh.close()
+        rows = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
+        atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8"))
+        self.fh = open(self.path, "a", encoding="utf-8")
 
     def write(self, **row) -> None:
         if self.fh:
@@ -141,6 +145,24 @@ class _Metrics:
     def close(self) -> None:
         if self.fh:
             self.fh.close()
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The rows of a metrics.jsonl. It is a log, not state: a line that is not a JSON object (cut
+    short by a kill, or garbage) is skipped, never executed or trusted."""
+    try:
+        lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step", 0), int):
+            rows.append(row)
+    return rows
 
 
 class _StopSignals:
@@ -169,9 +191,9 @@ class _StopSignals:
 def plot_losses(metrics_path: Path, out_path: Path) -> None:
     """loss.png: training loss (raw and smoothed) and validation loss against the step."""
     plt = pyplot()
-    rows = [json.loads(line) for line in metrics_path.read_text("utf-8").splitlines() if line.strip()]
-    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+    rows = read_metrics(metrics_path)
+    train = [(r["step"], r["loss"]) for r in rows if isinstance(r.get("loss"), (int, float))]
+    val = [(r["step"], r["val_loss"]) for r in rows if isinstance(r.get("val_loss"), (int, float))]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     if train:
         steps, losses = zip(*train)
@@ -221,8 +243,6 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
             raise ConfigError(f"cannot change {', '.join(fixed)} when resuming; "
                               f"only {', '.join(sorted(RESUMABLE))} may change")
         train_cfg = build(TrainConfig, train_o, base=train_cfg)
-        if not (run_dir / ckpt.TRAINER).exists():
-            raise ckpt.CheckpointError(f"{run_dir} has no {ckpt.TRAINER} to resume from")
     else:
         if init_from is not None:
             if model_o:
@@ -237,6 +257,7 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
 
     device = resolve_device(train_cfg.device)
     d = distributed.setup(device.type)
+    lock = None
     try:
         if d.active:
             if train_cfg.backend != "torch":
@@ -251,6 +272,9 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
             out = Path(d.broadcast(str(out if out is not None else _default_run_dir()) if d.is_main else None))
             if d.is_main:
                 ckpt.check_new_run_dir(out, force)
+        elif d.is_main:
+            lock = ckpt.RunLock(run_dir).acquire()  # before reading the checkpoint another run may be writing
+            remove_stale_temporaries(run_dir)  # left by a process killed in the middle of a write
         # Process 0 encodes the text (or finds it cached) first, so the others only read the cache.
         corpus = prepare(data_cfg, vocab=init_vocab) if d.is_main else None
         d.barrier()
@@ -272,27 +296,37 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
             # Everything that can fail on bad input has been checked before the run directory appears.
             if d.is_main:
                 run_dir = ckpt.create_run_dir(out, force=force)
+                lock = ckpt.RunLock(run_dir).acquire()
                 ckpt.write_config(run_dir, model_cfg, data_cfg, train_cfg, vocab)
             d.barrier()
             run_dir = out
         optimizer = make_optimizer(model.parameters(), train_cfg)
         start, state = {"step": 0, "chunk": 0, "epoch": 0, "elapsed": 0.0, "best_val": None,
-                        "first_loss": None, "world": d.world}, None
-        if resume is not None:
-            start, state = ckpt.load_trainer(run_dir / ckpt.TRAINER, model, optimizer, rank=d.rank)
-            if start.get("world", 1) != d.world:
-                raise ckpt.CheckpointError(f"{run_dir} was trained by {start.get('world', 1)} process(es); "
-                                           f"resume it with the same number (now {d.world})")
-            B = train_cfg.batch_size  # this process's streams of the saved B x N carried state
-            state = None if state is None else tuple(s[:, d.rank * B:(d.rank + 1) * B].contiguous().to(device)
-                                                     for s in state)
+                        "first_loss": None, "world": d.world, "lr_scale": 1.0, "rollbacks": 0}, None
+        if resume is not None and (run_dir / ckpt.TRAINER).exists():
+            start, state = _restore(run_dir, model, optimizer, train_cfg, device, d)
             log(f"resuming {run_dir} at step {start['step']}")
+        elif resume is not None:  # stopped before its first checkpoint: the same seed redoes it exactly
+            log(f"{run_dir} has no checkpoint yet; starting it from step 0")
         log(f"{model_cfg.cell} {model_cfg.num_layers}x{model_cfg.hidden_size}, {_count(model):,} parameters, "
             f"vocabulary {len(vocab)}, {len(corpus.split('train')):,} training characters"
             + (f", {d.world} processes" if d.active else "") + f" -> {run_dir}")
         return _loop(run_dir, model, optimizer, corpus, batches, train_cfg, device, start, state, progress, log, d)
     finally:
+        if lock is not None:
+            lock.release()
         d.close()
+
+
+def _restore(run_dir: Path, model, optimizer, cfg: TrainConfig, device, d: distributed.Dist) -> tuple[dict, tuple]:
+    """Load trainer.safetensors into model and optimizer; returns (progress, this process's state)."""
+    progress, state = ckpt.load_trainer(run_dir / ckpt.TRAINER, model, optimizer, rank=d.rank)
+    if progress.get("world", 1) != d.world:
+        raise ckpt.CheckpointError(f"{run_dir} was trained by {progress.get('world', 1)} process(es); "
+                                   f"resume it with the same number (now {d.world})")
+    B = cfg.batch_size  # this process's streams of the saved B x N carried state
+    state = None if state is None else tuple(s[:, d.rank * B:(d.rank + 1) * B].contiguous().to(device) for s in state)
+    return progress, state
 
 
 def _default_run_dir() -> Path:
@@ -320,8 +354,10 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
     has_val = len(val_tokens) >= 2
     step, chunk, epoch = start["step"], start["chunk"], start["epoch"]
     best_val, first_loss = start["best_val"], start["first_loss"]
+    lr_scale, rollbacks = start.get("lr_scale", 1.0), start.get("rollbacks", 0)  # from --on-divergence rollback
     last_val, last_ckpt_step = None, step
-    metrics = _Metrics(run_dir / ckpt.METRICS, keep_until_step=step if step else None, enabled=d.is_main)
+    metrics = _Metrics(run_dir / ckpt.METRICS, enabled=d.is_main)
+    metrics.truncate(step)  # a resumed run (or one restarted from step 0) continues its own rows
     t0 = time.perf_counter() - start["elapsed"]  # elapsed training time carries over a resume
     chars_per_step = cfg.batch_size * cfg.seq_len * d.world
 
@@ -354,7 +390,8 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
                 ckpt.save_weights(run_dir / ckpt.BEST, model, step=step)
             ckpt.save_trainer(run_dir / ckpt.TRAINER, model, optimizer, full_state,
                               {"step": step, "chunk": chunk, "epoch": epoch, "elapsed": elapsed(),
-                               "best_val": best_val, "first_loss": first_loss, "world": d.world}, rng)
+                               "best_val": best_val, "first_loss": first_loss, "world": d.world,
+                               "lr_scale": lr_scale, "rollbacks": rollbacks}, rng)
         last_ckpt_step = step
 
     def validate():
@@ -370,10 +407,32 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
     bar = tqdm(total=round(bar_total), initial=round(elapsed()) if cfg.budget else step, disable=not show_progress,
                file=sys.stderr, dynamic_ncols=True, unit="s" if cfg.budget else "step",
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+    def diverged(what: str) -> bool:
+        """Handle a diverged step: roll back (True: go on from the restored checkpoint) or raise."""
+        nonlocal step, chunk, epoch, state, lr_scale, rollbacks, last_ckpt_step
+        where = f"{what} at step {step + 1}"
+        if cfg.on_divergence != "rollback" or rollbacks >= cfg.max_rollbacks:
+            tried = f" after {rollbacks} rollback(s)" if cfg.on_divergence == "rollback" else ""
+            raise TrainingDiverged(f"{where}{tried}; the last good checkpoint is step {last_ckpt_step} in {run_dir}; "
+                                   f"try a lower learning rate (--lr, now {cfg.lr * lr_scale:g})"
+                                   + ("" if tried else " or --on-divergence rollback"))
+        d.barrier()
+        progress, state = _restore(run_dir, model, optimizer, cfg, device, d)
+        step, chunk, epoch = progress["step"], progress["chunk"], progress["epoch"]
+        last_ckpt_step = step
+        rollbacks, lr_scale = rollbacks + 1, lr_scale / 2
+        metrics.truncate(step)
+        metrics.write(step=step, rollback=rollbacks, lr_scale=lr_scale, reason=where, elapsed=round(elapsed(), 3))
+        log(f"{where}: rolled back to the checkpoint of step {step} with the learning rate halved "
+            f"(x{lr_scale:g}); rollback {rollbacks} of at most {cfg.max_rollbacks}")
+        return True
+
     model.train()
     stopped_by = None
     speed_t, speed_steps = elapsed(), step  # characters per second since this session started
     try:
+        if step == 0:
+            save_checkpoint()  # a fresh run is resumable, and can roll back, from its first step
         with _StopSignals() as signals:
             while True:
                 stopped_by = stop_reason()
@@ -381,7 +440,7 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
                     stopped_by = stopped_by or "budget"
                     break
                 # One optimizer step on chunk `chunk` of every stream.
-                lr = lr_at(step, progress_fraction(), cfg)
+                lr = lr_at(step, progress_fraction(), cfg) * lr_scale
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 x, y = batches.get(chunk)
@@ -392,13 +451,16 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
                 if first_loss is None:
                     first_loss = loss_value
                 if not math.isfinite(loss_value) or loss_value > EXPLODE_FACTOR * first_loss:
-                    what = "NaN" if math.isnan(loss_value) else f"exploding ({loss_value:.4g})"
-                    raise TrainingDiverged(
-                        f"loss is {what} at step {step + 1}; the last good checkpoint is step {last_ckpt_step} "
-                        f"in {run_dir}; try a lower learning rate (--lr, now {cfg.lr:g})")
+                    what = ("NaN" if math.isnan(loss_value) else "infinite" if math.isinf(loss_value)
+                            else f"exploding ({loss_value:.4g})")
+                    if diverged(f"loss is {what}"):
+                        continue
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = clip_gradients(model.parameters(), cfg)
+                if not math.isfinite(grad_norm):  # caught before the update can spoil the weights
+                    if diverged(f"gradient norm is {'NaN' if math.isnan(grad_norm) else 'infinite'}"):
+                        continue
                 optimizer.step()
                 state = model.detach_state(state)  # keep the values, cut the graph (truncated BPTT)
                 step += 1

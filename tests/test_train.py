@@ -102,6 +102,55 @@ def test_divergence_stops_with_a_clear_message(tmp_path, small_corpus):
                      **SMALL, **QUIET)
 
 
+def _inject_nan(monkeypatch, at_calls):
+    """Make the training loss NaN on the given calls of cross_entropy (1-based)."""
+    real, calls = torch.nn.functional.cross_entropy, [0]
+
+    def loss(*args, **kwargs):
+        calls[0] += 1
+        value = real(*args, **kwargs)
+        return value * float("nan") if calls[0] in at_calls else value
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", loss)
+
+
+def test_rollback_on_divergence_reloads_the_checkpoint_and_halves_the_lr(tmp_path, small_corpus, monkeypatch):
+    _inject_nan(monkeypatch, {8})  # the 8th step's loss is NaN
+    messages = []
+    run = rnnkit.train(small_corpus, out=tmp_path / "r", max_steps=12, checkpoint_every=5, eval_every=0,
+                       on_divergence="rollback", lr_schedule="constant", progress=False, log=messages.append,
+                       **SMALL)
+    assert run.step == 12
+    assert any("loss is NaN at step 8: rolled back to the checkpoint of step 5" in m for m in messages)
+    rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "loss" in r]
+    assert steps == list(range(1, 13))  # steps 6 and 7 were redone: each appears once
+    lrs = {r["step"]: r["lr"] for r in rows if "lr" in r}
+    assert lrs[5] == pytest.approx(3e-3) and lrs[6] == lrs[12] == pytest.approx(1.5e-3)
+    assert [r["rollback"] for r in rows if "rollback" in r] == [1]
+    _, meta = ckpt.load_tensors(tmp_path / "r" / ckpt.TRAINER)  # the halving survives a resume
+    assert meta["progress"]["lr_scale"] == 0.5 and meta["progress"]["rollbacks"] == 1
+
+
+def test_rollbacks_are_bounded_and_the_default_stops(tmp_path, small_corpus, monkeypatch):
+    _inject_nan(monkeypatch, set(range(4, 1000)))  # every step from the 4th on diverges
+    with pytest.raises(rnnkit.errors.TrainingDiverged, match=r"at step 4 after 2 rollback\(s\); the last good "
+                                                              r"checkpoint is step 3"):
+        rnnkit.train(small_corpus, out=tmp_path / "b", max_steps=20, checkpoint_every=3, on_divergence="rollback",
+                     max_rollbacks=2, **SMALL, **QUIET)
+    with pytest.raises(rnnkit.errors.TrainingDiverged, match=r"loss is NaN at step \d+; the last good checkpoint is "
+                                                              r"step \d+ .*--on-divergence rollback"):
+        rnnkit.train(small_corpus, out=tmp_path / "s", max_steps=20, **SMALL, **QUIET)
+
+
+def test_a_nan_gradient_is_caught_before_the_update(tmp_path, small_corpus, monkeypatch):
+    real = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: real(*a, **k) * float("inf"))
+    with pytest.raises(rnnkit.errors.TrainingDiverged, match="gradient norm is infinite at step 1"):
+        rnnkit.train(small_corpus, out=tmp_path / "g", max_steps=5, **SMALL, **QUIET)
+    w, _ = ckpt.load_tensors(tmp_path / "g" / ckpt.LAST)  # the step-0 checkpoint: finite, untouched
+    assert all(torch.isfinite(t).all() for t in w.values())
+
+
 def test_init_from_fine_tunes_and_names_missing_characters(tmp_path, trained_run, small_corpus, shakespeare_text):
     other = tmp_path / "other.txt"
     other.write_text(shakespeare_text[30_000:60_000])  # same alphabet, other text

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import DataConfig, build
-from ..errors import DataError
+from ..errors import DataError, RnnkitError
 from ..io import atomic_write_bytes, atomic_write_json
 from .vocab import Vocab, codepoints_of, describe_chars
 
@@ -61,8 +61,10 @@ def resolve_sources(paths: list[str], glob: str) -> list[Path]:
             raise DataError(f"{p} is not a regular file or directory")
         else:
             raise DataError(f"no such file or directory: {p}")
-    unique = list(dict.fromkeys(f.resolve() for f in files))
-    return unique
+    unique: dict[Path, Path] = {}
+    for f in files:  # each file once, at its first mention, named as the user named it
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values())
 
 
 @dataclass
@@ -102,15 +104,17 @@ def prepare(config: DataConfig, vocab: Vocab | None = None, out_dir: str | Path 
         "format": FORMAT_VERSION,
         "byte_level": config.byte_level,
         "vocab": vocab.to_json() if vocab is not None else None,
-        "files": [[str(f), s.st_size, s.st_mtime_ns] for f, s in zip(files, stats)],
+        "files": [[str(f.resolve()), s.st_size, s.st_mtime_ns] for f, s in zip(files, stats)],
     }
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:20]
     directory = Path(out_dir) if out_dir is not None else default_cache_dir() / key
-    meta_path = directory / "meta.json"
-    meta = _read_meta(meta_path, key)
-    if meta is None:
-        meta = _encode(files, config.byte_level, vocab, directory, key)
-    vocab = Vocab.from_json(json.loads((directory / "vocab.json").read_text("utf-8")))
+    cached = _read_cached(directory, key)
+    if cached is None:  # not there, incomplete, stale or damaged: (re)build it
+        _encode(files, config.byte_level, vocab, directory, key)
+        cached = _read_cached(directory, key)
+        if cached is None:
+            raise DataError(f"the token cache {directory} could not be read back after writing it")
+    meta, vocab = cached
     n = meta["num_tokens"]
     tokens = np.memmap(directory / "tokens.bin", dtype=vocab.dtype, mode="r", shape=(n,))
     return Corpus(tokens, vocab, [str(f) for f in files], split_bounds(n, config.split), directory)
@@ -129,23 +133,30 @@ def read_text(path: str | Path, max_chars: int = 0) -> str:
     if not path.is_file():
         raise DataError(f"no such file: {path}")
     try:
-        text = path.read_text("utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{path} is not valid UTF-8") from None
+        text = path.read_bytes().decode("utf-8")  # as it is: no newline translation
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not valid UTF-8 (first bad byte at offset {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     text = text[:max_chars] if max_chars else text
     if not text:
         raise DataError(f"{path} is empty")
     return text
 
 
-def _read_meta(path: Path, key: str) -> dict | None:
+def _read_cached(directory: Path, key: str) -> tuple[dict, Vocab] | None:
+    """A complete cache entry for `key` (meta.json, vocab.json, tokens.bin of the right size), or None.
+    The files are parsed as JSON and raw integers only, so a planted file can at worst be rebuilt."""
     try:
-        meta = json.loads(path.read_text("utf-8"))
-        size = (path.parent / "tokens.bin").stat().st_size
-    except (OSError, ValueError):
+        meta = json.loads((directory / "meta.json").read_bytes())
+        vocab = Vocab.from_json(json.loads((directory / "vocab.json").read_bytes()))
+        size = (directory / "tokens.bin").stat().st_size
+        ok = (isinstance(meta, dict) and meta.get("key") == key and meta.get("vocab_size") == len(vocab)
+              and meta.get("itemsize") == np.dtype(vocab.dtype).itemsize
+              and isinstance(meta.get("num_tokens"), int) and size == meta["num_tokens"] * meta["itemsize"])
+    except (OSError, ValueError, RnnkitError):
         return None
-    ok = meta.get("key") == key and size == meta.get("num_tokens", -1) * meta.get("itemsize", -1)
-    return meta if ok else None
+    return (meta, vocab) if ok else None
 
 
 def _read_chunks(path: Path):
@@ -164,21 +175,20 @@ def _codepoint_chunks(path: Path):
     """Yield the code points of a UTF-8 file chunk by chunk. A chunk of pure ASCII (most text, all
     of most code) needs no decoding: its bytes are its code points, as uint8."""
     dec = codecs.getincrementaldecoder("utf-8")(errors="strict")
-    offset = 0
+    fed = 0  # bytes given to the decoder so far
     try:
-        for offset, chunk in _read_chunks(path):
-            pending = len(dec.getstate()[0])
-            if not pending and chunk.isascii():
+        for _, chunk in _read_chunks(path):
+            if not dec.getstate()[0] and chunk.isascii():
+                fed += len(chunk)
                 yield np.frombuffer(chunk, dtype=np.uint8)
                 continue
-            try:
-                yield codepoints_of(dec.decode(chunk))
-            except UnicodeDecodeError as exc:
-                offset = offset - pending + exc.start
-                raise
-        yield codepoints_of(dec.decode(b"", final=True))
-    except UnicodeDecodeError:
-        raise DataError(f"{path} is not valid UTF-8 (first bad byte at offset {offset}); "
+            start = fed - len(dec.getstate()[0])  # the decoder sees its pending bytes, then the chunk
+            fed += len(chunk)
+            yield codepoints_of(dec.decode(chunk))
+        start = fed - len(dec.getstate()[0])
+        yield codepoints_of(dec.decode(b"", final=True))  # an incomplete character at the very end
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not valid UTF-8 (first bad byte at offset {start + exc.start}); "
                         "use --byte-level to model raw bytes") from None
 
 
@@ -227,7 +237,7 @@ def _encode(files: list[Path], byte_level: bool, vocab: Vocab | None, directory:
     os.replace(tmp, directory / "tokens.bin")
     atomic_write_bytes(directory / "vocab.json", json.dumps(vocab.to_json(), ensure_ascii=False).encode("utf-8"))
     meta = {"key": key, "num_tokens": int(total), "itemsize": np.dtype(vocab.dtype).itemsize,
-            "vocab_size": len(vocab), "sources": [str(f) for f in files]}
+            "vocab_size": len(vocab), "sources": [str(f.resolve()) for f in files]}
     atomic_write_json(directory / "meta.json", meta)  # written last: marks the cache entry complete
     return meta
 
