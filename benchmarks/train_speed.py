@@ -79,7 +79,8 @@ def rnnkit_ms(cell: str, layers: int, H: int, steps: int, text: Path, tmp: Path)
     out = tmp / f"{cell}{layers}x{H}"
     rnnkit.train(text, out=out, cell=cell, num_layers=layers, hidden_size=H, embed_size=E, batch_size=B, seq_len=T,
                  max_steps=steps + 3, eval_every=0, sample_every=0, sample_length=0, checkpoint_every=10_000,
-                 split="0.98,0.01,0.01", progress=False, log=lambda m: None)
+                 split="0.98,0.01,0.01", precision="fp32",  # fp32 like the bare loop
+                 progress=False, log=lambda m: None)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     times = [b["elapsed"] - a["elapsed"] for a, b in zip(rows, rows[1:]) if "loss" in a and "loss" in b]
     return 1000 * statistics.median(times[2:])

@@ -76,14 +76,15 @@ class TrainConfig:
     seq_len: int = _opt(64, "steps of truncated backprop through time per chunk (T)")
     optimizer: str = _opt("adamw", "adamw, adam, rmsprop, adagrad or sgd (with momentum)",
                           ("adamw", "adam", "rmsprop", "adagrad", "sgd"))
-    lr: float = _opt(3e-3, "peak learning rate")
+    lr: float = _opt(5e-3, "peak learning rate")
     weight_decay: float = _opt(0.0, "decoupled weight decay (adamw) or L2 penalty (others)")
+    beta2: float = _opt(0.999, "adamw/adam: decay rate of the squared-gradient average (lower adapts faster)")
     momentum: float = _opt(0.9, "momentum for sgd")
     lr_schedule: str = _opt("cosine", "constant, step (multiply by --lr-decay every --lr-decay-every steps) "
                             "or cosine (warmup, then cosine to --min-lr over the run)",
                             ("constant", "step", "cosine"))
     warmup_steps: int = _opt(50, "linear warmup steps for the cosine schedule")
-    min_lr: float = _opt(0.1, "cosine schedule: final learning rate as a fraction of --lr")
+    min_lr: float = _opt(0.02, "cosine schedule: final learning rate as a fraction of --lr")
     lr_decay: float = _opt(0.97, "step schedule: factor applied every --lr-decay-every steps")
     lr_decay_every: int = _opt(1000, "step schedule: steps between decays")
     grad_clip: float = _opt(5.0, "clip gradients to this global norm (or value with --clip-mode value); 0 disables")
@@ -91,7 +92,7 @@ class TrainConfig:
     max_steps: int = _opt(0, "stop after this many optimizer steps (0: no limit)")
     max_epochs: float = _opt(0.0, "stop after this many passes over the training split (0: no limit)")
     budget: float = _opt(0.0, "stop after this much training time, e.g. 90s, 10m, 1h (0: no limit)")
-    eval_every: int = _opt(200, "measure the validation loss every this many steps (0: only at the end)")
+    eval_every: int = _opt(500, "measure the validation loss every this many steps (0: only at the end)")
     eval_max_chars: int = _opt(2_000_000, "validate on at most this many characters (0: the whole split)")
     checkpoint_every: int = _opt(500, "write the resumable checkpoint every this many steps")
     sample_every: int = _opt(500, "print a short sample every this many steps (0: never)")
@@ -102,7 +103,11 @@ class TrainConfig:
     max_rollbacks: int = _opt(3, "with --on-divergence rollback: stop after this many rollbacks")
     seed: int = _opt(1337, "random seed for initialisation, dropout and samples")
     threads: int = _opt(0, "CPU threads for PyTorch (0: PyTorch's default)")
-    device: str = _opt("cpu", "cpu, cuda or auto (cuda when available)", ("cpu", "cuda", "auto"))
+    device: str = _opt("cpu", "cpu, cuda, mps (Apple GPU) or auto (cuda, else mps, else cpu)",
+                       ("cpu", "cuda", "mps", "auto"))
+    precision: str = _opt("auto", "fp32; bf16 or fp16 mixed precision (autocast; fp16 with loss scaling); or auto: "
+                          "bf16 where the hardware has it (CUDA GPUs that support it, CPUs with AVX-512 BF16 or "
+                          "AMX), fp16 on other CUDA GPUs, fp32 elsewhere", ("auto", "fp32", "bf16", "fp16"))
 
     def __post_init__(self):
         _check_choices(self)
@@ -115,6 +120,8 @@ class TrainConfig:
             raise ConfigError(f"--lr must be a positive number, got {self.lr}")
         if not 0.0 <= self.min_lr <= 1.0:
             raise ConfigError(f"--min-lr is a fraction of --lr and must be in [0, 1], got {self.min_lr}")
+        if not 0.0 <= self.beta2 < 1.0:
+            raise ConfigError(f"--beta2 must be in [0, 1), got {self.beta2}")
         if not 0.0 < self.lr_decay <= 1.0:
             raise ConfigError(f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         self.budget = parse_duration(self.budget)

@@ -57,7 +57,7 @@ class StepState:
 
 class FastStepper:
     """`logits, state = stepper.step(tokens, state)` with tokens (N,) ints and logits (N, V) float32;
-    tokens (N,) ints; the state comes from `zero_state(n)` or `from_torch_state(model_state)` and is updated in place."""
+    the state comes from `zero_state(n)` or `from_torch_state(model_state)` and is updated in place."""
 
     def __init__(self, model):
         cfg = model.config

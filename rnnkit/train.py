@@ -39,7 +39,7 @@ EXPLODE_FACTOR = 3.0  # char-rnn's rule: a loss over 3x the first one has explod
 DEFAULT_EPOCHS = 10.0  # used only when no stop condition is given
 # Options that may change when resuming: they decide when to stop and what to report, not what is learned.
 RESUMABLE = {"max_steps", "max_epochs", "budget", "eval_every", "eval_max_chars", "checkpoint_every",
-             "sample_every", "sample_length", "threads", "device", "on_divergence", "max_rollbacks"}
+             "sample_every", "sample_length", "threads", "device", "precision", "on_divergence", "max_rollbacks"}
 
 
 @dataclass
@@ -81,9 +81,9 @@ def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     wd = cfg.weight_decay
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=wd)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=wd)
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.95, weight_decay=wd)  # char-rnn's decay rate
     if cfg.optimizer == "adagrad":
@@ -101,12 +101,42 @@ def clip_gradients(params, cfg: TrainConfig) -> float:
     return float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip else float("inf")))
 
 
+def _mps_available() -> bool:
+    return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but PyTorch sees no CUDA GPU")
+    if name == "mps" and not _mps_available():
+        raise ConfigError("--device mps was asked for but PyTorch sees no Apple GPU (MPS)")
     return torch.device(name)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX), which makes bf16 autocast
+    faster than fp32 (on the 2-core AMD EPYC of benchmarks/: 53 against 80 ms per default step)."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_precision(name: str, device: torch.device, cell: str) -> torch.dtype | None:
+    """The autocast dtype for --precision on `device` (None: plain fp32)."""
+    if name == "auto":
+        if device.type == "cpu":
+            return torch.bfloat16 if cpu_has_bf16() else None
+        if device.type != "cuda":
+            return None
+        name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if name == "fp32":
+        return None
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("--precision bf16: this GPU does not support bf16; use fp16")
+    if name == "fp16" and device.type == "cpu" and cell == "lstm":
+        raise ConfigError("--precision fp16: PyTorch's CPU LSTM kernel has no fp16 version; use bf16 on the CPU")
+    return torch.bfloat16 if name == "bf16" else torch.float16
 
 
 def build_model(model_cfg: ModelConfig, train_cfg: TrainConfig, vocab, device):
@@ -287,6 +317,9 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
         if train_cfg.threads:
             torch.set_num_threads(train_cfg.threads)
         model = build_model(model_cfg, train_cfg, vocab, device)
+        if train_cfg.backend == "numpy" and train_cfg.precision not in ("auto", "fp32"):
+            raise ConfigError("--backend numpy computes in float64; --precision does not apply")
+        amp = None if train_cfg.backend == "numpy" else resolve_precision(train_cfg.precision, device, model_cfg.cell)
         if init_from is not None:
             best = Path(init_from) / ckpt.BEST
             ckpt.load_weights_into(model, best if best.exists() else Path(init_from) / ckpt.LAST)
@@ -311,7 +344,8 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
         log(f"{model_cfg.cell} {model_cfg.num_layers}x{model_cfg.hidden_size}, {_count(model):,} parameters, "
             f"vocabulary {len(vocab)}, {len(corpus.split('train')):,} training characters"
             + (f", {d.world} processes" if d.active else "") + f" -> {run_dir}")
-        return _loop(run_dir, model, optimizer, corpus, batches, train_cfg, device, start, state, progress, log, d)
+        return _loop(run_dir, model, optimizer, corpus, batches, train_cfg, device, amp, start, state, progress,
+                     log, d)
     finally:
         if lock is not None:
             lock.release()
@@ -343,7 +377,7 @@ def _count(model) -> int:
 
 
 def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatches, cfg: TrainConfig, device,
-          start: dict, state, show_progress: bool, log, d: distributed.Dist) -> Run:
+          amp: torch.dtype | None, start: dict, state, show_progress: bool, log, d: distributed.Dist) -> Run:
     # With several processes, DDP averages the gradients in backward(); `model` stays the plain module
     # that is saved, validated and sampled.
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
@@ -355,6 +389,12 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
     step, chunk, epoch = start["step"], start["chunk"], start["epoch"]
     best_val, first_loss = start["best_val"], start["first_loss"]
     lr_scale, rollbacks = start.get("lr_scale", 1.0), start.get("rollbacks", 0)  # from --on-divergence rollback
+    # Mixed precision: the forward pass under autocast; fp16 also scales the loss so that small
+    # gradients survive, and skips the update when the scaled gradients overflow.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    if scaler.is_enabled() and start.get("grad_scaler"):
+        scaler.load_state_dict(start["grad_scaler"])
+    pin = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
     last_val, last_ckpt_step = None, step
     metrics = _Metrics(run_dir / ckpt.METRICS, enabled=d.is_main)
     metrics.truncate(step)  # a resumed run (or one restarted from step 0) continues its own rows
@@ -391,7 +431,8 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
             ckpt.save_trainer(run_dir / ckpt.TRAINER, model, optimizer, full_state,
                               {"step": step, "chunk": chunk, "epoch": epoch, "elapsed": elapsed(),
                                "best_val": best_val, "first_loss": first_loss, "world": d.world,
-                               "lr_scale": lr_scale, "rollbacks": rollbacks}, rng)
+                               "lr_scale": lr_scale, "rollbacks": rollbacks,
+                               "grad_scaler": scaler.state_dict() if scaler.is_enabled() else None}, rng)
         last_ckpt_step = step
 
     def validate():
@@ -403,12 +444,9 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
             ckpt.save_weights(run_dir / ckpt.BEST, model, step=step, val_loss=last_val)
         return last_val
 
-    bar_total = cfg.budget if cfg.budget else (cfg.max_steps or int(cfg.max_epochs * len(batches)))
-    bar = tqdm(total=round(bar_total), initial=round(elapsed()) if cfg.budget else step, disable=not show_progress,
-               file=sys.stderr, dynamic_ncols=True, unit="s" if cfg.budget else "step",
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
-    def diverged(what: str) -> bool:
-        """Handle a diverged step: roll back (True: go on from the restored checkpoint) or raise."""
+    def roll_back_or_stop(what: str) -> None:
+        """A step diverged: raise TrainingDiverged, or (--on-divergence rollback) restore the last
+        checkpoint with the learning rate halved, for the loop to go on from there."""
         nonlocal step, chunk, epoch, state, lr_scale, rollbacks, last_ckpt_step
         where = f"{what} at step {step + 1}"
         if cfg.on_divergence != "rollback" or rollbacks >= cfg.max_rollbacks:
@@ -419,14 +457,19 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
         d.barrier()
         progress, state = _restore(run_dir, model, optimizer, cfg, device, d)
         step, chunk, epoch = progress["step"], progress["chunk"], progress["epoch"]
+        if scaler.is_enabled() and progress.get("grad_scaler"):
+            scaler.load_state_dict(progress["grad_scaler"])
         last_ckpt_step = step
         rollbacks, lr_scale = rollbacks + 1, lr_scale / 2
         metrics.truncate(step)
         metrics.write(step=step, rollback=rollbacks, lr_scale=lr_scale, reason=where, elapsed=round(elapsed(), 3))
         log(f"{where}: rolled back to the checkpoint of step {step} with the learning rate halved "
             f"(x{lr_scale:g}); rollback {rollbacks} of at most {cfg.max_rollbacks}")
-        return True
 
+    bar_total = cfg.budget if cfg.budget else (cfg.max_steps or int(cfg.max_epochs * len(batches)))
+    bar = tqdm(total=round(bar_total), initial=round(elapsed()) if cfg.budget else step, disable=not show_progress,
+               file=sys.stderr, dynamic_ncols=True, unit="s" if cfg.budget else "step",
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     model.train()
     stopped_by = None
     speed_t, speed_steps = elapsed(), step  # characters per second since this session started
@@ -444,25 +487,32 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 x, y = batches.get(chunk)
+                if pin:
+                    x, y = x.pin_memory(), y.pin_memory()
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                logits, state = net(x, state)  # (B, T, V); state continues the streams
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                    logits, state = net(x, state)  # (B, T, V); state continues the streams
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
                 loss_value = d.mean(loss.item())  # over all processes' streams
                 if first_loss is None:
                     first_loss = loss_value
                 if not math.isfinite(loss_value) or loss_value > EXPLODE_FACTOR * first_loss:
                     what = ("NaN" if math.isnan(loss_value) else "infinite" if math.isinf(loss_value)
                             else f"exploding ({loss_value:.4g})")
-                    if diverged(f"loss is {what}"):
-                        continue
+                    roll_back_or_stop(f"loss is {what}")
+                    continue
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)  # (each of these three is a no-op without fp16)
                 grad_norm = clip_gradients(model.parameters(), cfg)
-                if not math.isfinite(grad_norm):  # caught before the update can spoil the weights
-                    if diverged(f"gradient norm is {'NaN' if math.isnan(grad_norm) else 'infinite'}"):
-                        continue
-                optimizer.step()
+                if not math.isfinite(grad_norm) and not scaler.is_enabled():  # caught before the update
+                    roll_back_or_stop(f"gradient norm is {'NaN' if math.isnan(grad_norm) else 'infinite'}")
+                    continue
+                scaler.step(optimizer)  # with fp16: skipped if the gradients overflowed
+                scaler.update()
                 state = model.detach_state(state)  # keep the values, cut the graph (truncated BPTT)
+                if amp is not None:  # the carried state stays fp32 between steps (and in checkpoints)
+                    state = tuple(s.float() for s in state)
                 step += 1
                 chunk += 1
                 if chunk == len(batches):  # end of epoch: the streams start over, so does the state
