@@ -6,6 +6,11 @@ state left by chunk i-1, and backpropagates through those T steps only: the stat
 after the step, so gradients stop at the chunk boundary while the values carry on. The state is
 reset to zeros at every epoch boundary (the streams start over) and for evaluation.
 
+Failures are handled where they happen: a diverged step is caught before its update (stop, or roll
+back to the last checkpoint with the learning rate halved); SIGINT/SIGTERM checkpoint between steps;
+the run directory is locked for the run's lifetime. Mixed precision (`--precision`) wraps the
+forward pass in autocast, with loss scaling for fp16.
+
 The loop itself is `_loop`, read top to bottom; the helpers it calls take their inputs as arguments.
 """
 
