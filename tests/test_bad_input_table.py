@@ -5,12 +5,9 @@ In the "what you see" column, `…` stands for any text (absolute paths, byte of
 depend on the machine).
 """
 
-import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -67,9 +64,7 @@ def _run(row, box: Path):
     what, command, expected, status = row
     argv = shlex.split(command)
     assert argv[0] == "rnnkit", command
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    p = subprocess.run([sys.executable, "-m", "rnnkit", *argv[1:]], capture_output=True, text=True, cwd=box,
-                       env=env, timeout=300, stdin=subprocess.DEVNULL)
+    p = run_cli(*argv[1:], cwd=box)
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     pattern = ".*".join(re.escape(part) for part in expected.split("…"))
     problems = []
