@@ -5,6 +5,7 @@ In the "what you see" column, `…` stands for any text (absolute paths, byte of
 depend on the machine).
 """
 
+import pickle
 import re
 import shlex
 import shutil
@@ -55,7 +56,6 @@ def sandbox(tmp_path_factory, small_corpus, shakespeare_text):
     (box / "truncated" / "model.safetensors").write_bytes(weights[:len(weights) // 2])
     (box / "flipped" / "model.safetensors").write_bytes(weights[:-3] + bytes([weights[-3] ^ 1]) + weights[-2:])
     (box / "badconfig" / "config.json").write_text("{not json")
-    import pickle
     (box / "pickled" / "model.safetensors").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))
     return box
 

@@ -21,6 +21,7 @@ import torch
 import rnnkit
 from rnnkit import checkpoint as ckpt
 from rnnkit.errors import RnnkitError
+from rnnkit.train import read_metrics
 
 from conftest import run_cli
 
@@ -36,7 +37,6 @@ def _popen(*args):
 
 def _last_step(run: Path) -> int:
     """The last step metrics.jsonl records (lines cut by a kill are skipped)."""
-    from rnnkit.train import read_metrics
     return max([r["step"] for r in read_metrics(run / ckpt.METRICS) if "loss" in r], default=0)
 
 
@@ -101,7 +101,6 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, small_
         a, _ = ckpt.load_tensors(tmp_path / "ref" / name)
         b, _ = ckpt.load_tensors(run / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name  # bit for bit
-    from rnnkit.train import read_metrics
     assert [r["loss"] for r in read_metrics(run / ckpt.METRICS) if "loss" in r] == \
         [r["loss"] for r in read_metrics(tmp_path / "ref" / ckpt.METRICS) if "loss" in r]
 

@@ -109,12 +109,8 @@ def prepare(config: DataConfig, vocab: Vocab | None = None, out_dir: str | Path 
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:20]
     directory = Path(out_dir) if out_dir is not None else default_cache_dir() / key
     cached = _read_cached(directory, key)
-    if cached is None:  # not there, incomplete, stale or damaged: (re)build it
-        _encode(files, config.byte_level, vocab, directory, key)
-        cached = _read_cached(directory, key)
-        if cached is None:
-            raise DataError(f"the token cache {directory} could not be read back after writing it")
-    meta, vocab = cached
+    # Not there, incomplete, stale or damaged: (re)build it.
+    meta, vocab = cached if cached is not None else _encode(files, config.byte_level, vocab, directory, key)
     n = meta["num_tokens"]
     tokens = np.memmap(directory / "tokens.bin", dtype=vocab.dtype, mode="r", shape=(n,))
     return Corpus(tokens, vocab, [str(f) for f in files], split_bounds(n, config.split), directory)
@@ -192,7 +188,8 @@ def _codepoint_chunks(path: Path):
                         "use --byte-level to model raw bytes") from None
 
 
-def _encode(files: list[Path], byte_level: bool, vocab: Vocab | None, directory: Path, key: str) -> dict:
+def _encode(files: list[Path], byte_level: bool, vocab: Vocab | None, directory: Path,
+            key: str) -> tuple[dict, Vocab]:
     directory.mkdir(parents=True, exist_ok=True)
     if byte_level:
         vocab = Vocab.bytes()
@@ -239,7 +236,7 @@ def _encode(files: list[Path], byte_level: bool, vocab: Vocab | None, directory:
     meta = {"key": key, "num_tokens": int(total), "itemsize": np.dtype(vocab.dtype).itemsize,
             "vocab_size": len(vocab), "sources": [str(f.resolve()) for f in files]}
     atomic_write_json(directory / "meta.json", meta)  # written last: marks the cache entry complete
-    return meta
+    return meta, vocab
 
 
 def _empty_message(files: list[Path]) -> str:
