@@ -140,6 +140,8 @@ def read_config(run_dir: str | Path) -> tuple[ModelConfig, DataConfig, TrainConf
     path = run_dir / CONFIG
     try:
         raw = json.loads(path.read_text("utf-8"))
+        if isinstance(raw.get("data"), dict):  # runs from before keep_crlf existed read text as it was
+            raw["data"].setdefault("keep_crlf", True)
         configs = (build(ModelConfig, raw["model"]), build(DataConfig, raw["data"]), build(TrainConfig, raw["train"]))
         vocab = Vocab.from_json(raw["vocab"])
     except FileNotFoundError:
@@ -277,8 +279,8 @@ def load(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
     from .models import CharRNN
     if checkpoint not in ("best", "last"):
         raise CheckpointError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
-    model_cfg, _, _, vocab = read_config(run_dir)
-    model = CharRNN(model_cfg, vocab=vocab)
+    model_cfg, data_cfg, _, vocab = read_config(run_dir)
+    model = CharRNN(model_cfg, vocab=vocab, keep_crlf=data_cfg.keep_crlf)
     path = Path(run_dir) / (BEST if checkpoint == "best" else LAST)
     if not path.exists() and checkpoint == "best" and (Path(run_dir) / LAST).exists():
         path = Path(run_dir) / LAST  # no validation split: best is undefined, last is the model

@@ -59,6 +59,9 @@ class DataConfig:
     paths: list = _opt([], "text files or directories; empty means the bundled tiny Shakespeare", cli=False)
     glob: str = _opt("**/*.txt", "pattern for files inside a directory given as data, e.g. '**/*.py'")
     byte_level: bool = _opt(False, "model raw bytes (256 symbols) instead of Unicode characters")
+    keep_crlf: bool = _opt(False, "keep Windows (CRLF) and lone CR line endings as they are; by default they become "
+                           "LF when text is read, as in Python's text mode, for training and for eval, sample "
+                           "--prime and inspect on this run (byte-level runs always keep the bytes)")
     split: tuple = _opt((0.9, 0.05, 0.05), "train,validation,test fractions of the text, in order, e.g. 0.9,0.1,0")
 
     def __post_init__(self):

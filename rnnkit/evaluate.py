@@ -49,7 +49,7 @@ def evaluate_text(model, text: str, unknown: str = "error") -> dict:
     """Loss of a loaded model (with its vocabulary) on `text`."""
     if model.vocab is None:
         raise DataError("this model has no vocabulary attached; load it with rnnkit.load(run_dir)")
-    tokens = model.vocab.encode(text, unknown=unknown)
+    tokens = model.vocab.encode(model.normalize_text(text), unknown=unknown)
     return summary(*evaluate_tokens(model, tokens))
 
 
@@ -65,7 +65,7 @@ def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown
                 raise DataError(f"no such file: {path}")
             tokens = np.frombuffer(path.read_bytes(), dtype=np.uint8)
         else:
-            tokens = model.vocab.encode(read_text(path), unknown=unknown)
+            tokens = model.vocab.encode(model.normalize_text(read_text(path)), unknown=unknown)
         if len(tokens) < 2:
             raise DataError(f"{path} is too short to evaluate ({len(tokens)} characters; need at least 2)")
         return {**summary(*evaluate_tokens(model, tokens)), "split": str(path)}

@@ -79,6 +79,7 @@ def _start_tokens(model, prime: str, unknown: str, rng: np.random.Generator) -> 
     if vocab is None:
         raise DataError("this model has no vocabulary attached; load it with rnnkit.load(run_dir)")
     if prime:
+        prime = model.normalize_text(prime)  # line endings as the run read its training text
         ids = vocab.encode(prime, unknown=unknown).tolist()
         shown = prime if unknown == "error" else vocab.decode(ids)
         if ids:

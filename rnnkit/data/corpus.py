@@ -6,6 +6,11 @@ smallest unsigned type that fits (`tokens.bin`), next to `vocab.json` and `meta.
 cached under a key made of the files' paths, sizes and modification times, so a second run on the
 same unchanged text starts at once. Training memory-maps `tokens.bin`.
 
+Line endings are normalised while reading, as Python's text mode does: CRLF and a lone CR become
+LF, so a model trained on a Windows file and evaluated on the same text with Unix line endings sees
+the same characters (`keep_crlf` in the data config, `--keep-crlf`, keeps them; byte-level
+models always see the bytes as they are).
+
 Splits are contiguous ranges in file order: the first `split[0]` of the tokens train, the next
 `split[1]` validate, the rest test (char-rnn and nanoGPT report on first 90% / last 10%).
 """
@@ -30,6 +35,12 @@ from .vocab import Vocab, codepoints_of, describe_chars
 FORMAT_VERSION = 1
 CHUNK_BYTES = 1 << 22  # 4 MiB of input at a time
 BUNDLED_NAME = "tinyshakespeare.txt"
+CR, LF = 13, 10
+
+
+def normalize_newlines(text: str) -> str:
+    """CRLF and a lone CR -> LF, as Python's text mode reads files (its "universal newlines")."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def bundled_corpus() -> Path:
@@ -103,6 +114,7 @@ def prepare(config: DataConfig, vocab: Vocab | None = None, out_dir: str | Path 
     key_src = {
         "format": FORMAT_VERSION,
         "byte_level": config.byte_level,
+        "newlines": "keep" if config.keep_crlf or config.byte_level else "lf",
         "vocab": vocab.to_json() if vocab is not None else None,
         "files": [[str(f.resolve()), s.st_size, s.st_mtime_ns] for f, s in zip(files, stats)],
     }
@@ -110,7 +122,8 @@ def prepare(config: DataConfig, vocab: Vocab | None = None, out_dir: str | Path 
     directory = Path(out_dir) if out_dir is not None else default_cache_dir() / key
     cached = _read_cached(directory, key)
     # Not there, incomplete, stale or damaged: (re)build it.
-    meta, vocab = cached if cached is not None else _encode(files, config.byte_level, vocab, directory, key)
+    meta, vocab = cached if cached is not None else _encode(files, config.byte_level, config.keep_crlf, vocab,
+                                                            directory, key)
     n = meta["num_tokens"]
     tokens = np.memmap(directory / "tokens.bin", dtype=vocab.dtype, mode="r", shape=(n,))
     return Corpus(tokens, vocab, [str(f) for f in files], split_bounds(n, config.split), directory)
@@ -124,7 +137,9 @@ def prepare_text(data=None, out: str | Path | None = None, **options) -> Corpus:
 
 
 def read_text(path: str | Path, max_chars: int = 0) -> str:
-    """A UTF-8 text file (its first `max_chars` characters if > 0), with one-line errors."""
+    """A UTF-8 text file (its first `max_chars` characters if > 0), with one-line errors. Line endings
+    are left as they are: the model that reads the text normalises them the way its run did
+    (`CharRNN.normalize_text`)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no such file: {path}")
@@ -167,7 +182,39 @@ def _read_chunks(path: Path):
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _codepoint_chunks(path: Path):
+def _codepoint_chunks(path: Path, keep_crlf: bool = True):
+    """Yield the code points of a UTF-8 file chunk by chunk, with CRLF and lone CR made LF unless
+    `keep_crlf`. The file is decoded first, so a bad byte is reported at its offset in the file."""
+    chunks = _decoded_chunks(path)
+    return chunks if keep_crlf else _lf_chunks(chunks)
+
+
+def _lf_chunks(chunks):
+    """Code-point arrays with CRLF and lone CR turned into LF, also across chunk boundaries: a CR
+    that ends a chunk is held back until the next chunk shows whether an LF follows it."""
+    held_cr = False
+    for cps in chunks:
+        if not len(cps):
+            continue
+        if held_cr and cps[0] != LF:  # it was a lone CR (an LF right after it stands for the pair)
+            yield np.array([LF], dtype=cps.dtype)
+        held_cr = bool(cps[-1] == CR)
+        cps = cps[:-1] if held_cr else cps
+        cr = cps == CR
+        if not cr.any():  # most chunks: nothing to do, no copy
+            yield cps
+            continue
+        pair = cr.copy()
+        pair[:-1] &= cps[1:] == LF  # a CR with an LF right after it is dropped; the LF stays
+        pair[-1] = False
+        out = cps[~pair]  # a copy (boolean indexing), safe to modify
+        out[out == CR] = LF  # the CRs left are lone ones
+        yield out
+    if held_cr:
+        yield np.array([LF], dtype=np.uint8)
+
+
+def _decoded_chunks(path: Path):
     """Yield the code points of a UTF-8 file chunk by chunk. A chunk of pure ASCII (most text, all
     of most code) needs no decoding: its bytes are its code points, as uint8."""
     dec = codecs.getincrementaldecoder("utf-8")(errors="strict")
@@ -188,7 +235,7 @@ def _codepoint_chunks(path: Path):
                         "use --byte-level to model raw bytes") from None
 
 
-def _encode(files: list[Path], byte_level: bool, vocab: Vocab | None, directory: Path,
+def _encode(files: list[Path], byte_level: bool, keep_crlf: bool, vocab: Vocab | None, directory: Path,
             key: str) -> tuple[dict, Vocab]:
     directory.mkdir(parents=True, exist_ok=True)
     if byte_level:
@@ -200,7 +247,7 @@ def _encode(files: list[Path], byte_level: bool, vocab: Vocab | None, directory:
         seen_astral: set[int] = set()
         total = 0
         for f in files:
-            for cps in _codepoint_chunks(f):
+            for cps in _codepoint_chunks(f, keep_crlf):
                 total += len(cps)
                 if cps.dtype == np.uint8:  # ASCII: counting 128 values is cheaper than indexing
                     seen_bmp[:256] |= np.bincount(cps, minlength=256) > 0
@@ -227,7 +274,7 @@ def _encode(files: list[Path], byte_level: bool, vocab: Vocab | None, directory:
                 for _, chunk in _read_chunks(f):
                     out.write(chunk)
             else:
-                for cps in _codepoint_chunks(f):
+                for cps in _codepoint_chunks(f, keep_crlf):
                     out.write(vocab.encode_codepoints(cps).tobytes())
         out.flush()
         os.fsync(out.fileno())

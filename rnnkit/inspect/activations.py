@@ -113,7 +113,7 @@ def activations(model, text: str, chunk_len: int = 256, top_k: int = 5, unknown:
     """Run `model` (a CharRNN with its vocabulary) over `text`; see the module docstring."""
     if model.vocab is None:
         raise DataError("this model has no vocabulary attached; load it with rnnkit.load(run_dir)")
-    tokens = model.vocab.encode(text, unknown=unknown)
+    tokens = model.vocab.encode(model.normalize_text(text), unknown=unknown)  # line endings as in training
     if len(tokens) == 0:
         raise DataError("the text to inspect is empty")
     model.eval()

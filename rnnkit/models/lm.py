@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from ..data.corpus import normalize_newlines
 from . import gru, lstm, rnn
 
 FAMILIES = {"rnn": rnn, "lstm": lstm, "gru": gru}
@@ -45,15 +46,17 @@ class CharRNN(nn.Module):
     """Embedding (V -> E), `num_layers` recurrent layers (H units), linear head (H -> V).
 
     `vocab` (a `rnnkit.data.Vocab`, optional) travels with the model so that `sample` and `evaluate`
-    can turn text into tokens and back; the network itself never reads it.
+    can turn text into tokens and back, and `keep_crlf` says how its run read line endings
+    (`normalize_text`); the network itself never reads either.
     """
 
-    def __init__(self, config: ModelConfig, vocab=None):
+    def __init__(self, config: ModelConfig, vocab=None, keep_crlf: bool = False):
         super().__init__()
         if config.vocab_size < 1:
             raise ValueError("ModelConfig.vocab_size must be set (>= 1) to build a model")
         self.config = config
         self.vocab = vocab
+        self.keep_crlf = keep_crlf
         self.family = FAMILIES[config.cell]
         self.embed = nn.Embedding(config.vocab_size, config.embed_size)
         self.rnn = self.family.make_fused(config.embed_size, config)
@@ -127,6 +130,13 @@ class CharRNN(nn.Module):
         return self.head(self.drop(layer_in)), new_state, trace
 
     # -- conveniences for people holding a loaded model -------------------------------------------
+
+    def normalize_text(self, text: str) -> str:
+        """`text` as this model's run read its training text: CRLF and lone CR made LF, unless the run
+        kept them (`--keep-crlf`) or models raw bytes. Evaluation, primes and inspection go through this."""
+        if self.keep_crlf or (self.vocab is not None and self.vocab.kind == "byte"):
+            return text
+        return normalize_newlines(text)
 
     def sample(self, **options) -> str:
         """Generate text; the options are `rnnkit sample`'s (length, temperature, top_k, prime, ...)."""
