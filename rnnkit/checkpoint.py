@@ -197,9 +197,12 @@ def save_weights(path: Path, model: torch.nn.Module, **metadata) -> None:
     save_tensors(path, model.state_dict(), metadata)
 
 
-def load_weights_into(model: torch.nn.Module, path: Path) -> dict:
-    """Load weights into `model` (shapes must match its config); returns the file's metadata."""
+def load_weights_into(model: torch.nn.Module, path: Path, transform=None) -> dict:
+    """Load weights into `model` (shapes must match its config), passed through `transform(tensors)`
+    first if given (e.g. `rnnkit.models.grow_vocabulary`); returns the file's metadata."""
     tensors, meta = load_tensors(path)
+    if transform is not None:
+        tensors = transform(tensors)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:

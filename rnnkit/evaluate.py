@@ -56,7 +56,7 @@ def evaluate_text(model, text: str, unknown: str = "error") -> dict:
 def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error") -> dict:
     """`rnnkit eval`: loss on the run's test split, or on `file` if given."""
     from .checkpoint import load, read_config
-    from .data.corpus import prepare, read_text
+    from .data.corpus import prepare_for_run, read_text
     model = load(run_dir, checkpoint)
     if file is not None:
         path = Path(file)
@@ -70,8 +70,8 @@ def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown
             raise DataError(f"{path} is too short to evaluate ({len(tokens)} characters; need at least 2)")
         return {**summary(*evaluate_tokens(model, tokens)), "split": str(path)}
     _, data_cfg, _, vocab = read_config(run_dir)
-    corpus = prepare(data_cfg)
-    if corpus.vocab != vocab:
+    corpus = prepare_for_run(data_cfg, vocab)
+    if corpus is None:
         raise DataError("the training text changed since this run was trained; pass a FILE to evaluate on")
     test = corpus.split("test")
     if len(test) < 2:

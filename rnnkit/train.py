@@ -31,19 +31,21 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from . import distributed
-from .config import DataConfig, ModelConfig, TrainConfig, build, split_overrides
+from .config import DataConfig, ModelConfig, TrainConfig, build, parse_duration, split_overrides
 from .data.batching import StreamBatches
-from .data.corpus import Corpus, prepare
+from .data.corpus import Corpus, prepare, prepare_for_run
+from .data.vocab import describe_chars
 from .errors import ConfigError, DataError, RnnkitError, TrainingDiverged
 from .evaluate import evaluate_tokens
 from .io import atomic_write_bytes, remove_stale_temporaries
-from .models import CharRNN
+from .models import CharRNN, grow_vocabulary
 from .plotting import pyplot, save_png
 
 EXPLODE_FACTOR = 3.0  # char-rnn's rule: a loss over 3x the first one has exploded
 DEFAULT_EPOCHS = 10.0  # used only when no stop condition is given
+LIMITS = ("max_steps", "max_epochs", "budget")  # the stop conditions; the first one reached stops the run
 # Options that may change when resuming: they decide when to stop and what to report, not what is learned.
-RESUMABLE = {"max_steps", "max_epochs", "budget", "eval_every", "eval_max_chars", "checkpoint_every",
+RESUMABLE = {*LIMITS, "eval_every", "eval_max_chars", "checkpoint_every",
              "sample_every", "sample_length", "threads", "device", "precision", "on_divergence", "max_rollbacks"}
 
 
@@ -248,28 +250,77 @@ def plot_losses(metrics_path: Path, out_path: Path) -> None:
     save_png(fig, out_path)
 
 
+def stop_reason(cfg: TrainConfig, step: int, epochs: float, elapsed: float) -> str | None:
+    """Which limit (if any) a run at `step`, `epochs` passes and `elapsed` seconds of training has reached."""
+    if cfg.max_steps and step >= cfg.max_steps:
+        return "max_steps"
+    if cfg.max_epochs and epochs >= cfg.max_epochs:
+        return "max_epochs"
+    if cfg.budget and elapsed >= cfg.budget:
+        return "budget"
+    return None
+
+
+def describe_limit(cfg: TrainConfig, name: str, step: int, epochs: float, elapsed: float) -> str:
+    """'--max-steps 4600 (at step 4482)', for messages about a limit and where the run stands."""
+    if name == "max_steps":
+        return f"--max-steps {cfg.max_steps} (at step {step})"
+    if name == "max_epochs":
+        return f"--max-epochs {cfg.max_epochs:g} (at epoch {epochs:.2f})"
+    return f"--budget {cfg.budget:.0f}s ({elapsed:.0f}s trained)"
+
+
+def resume_limits(cfg: TrainConfig, given: dict, step: int, epochs: float, elapsed: float) -> TrainConfig:
+    """The stop conditions for continuing a run that stands at `step`, `epochs`, `elapsed` seconds.
+
+    Limits given at resume replace the stored ones, all of them: a run stopped by its 2-minute budget
+    and resumed with --max-steps 5000 trains to step 5000. --max-steps and --max-epochs count from
+    the start of the run; --budget is more time for this invocation, added to the time trained so far
+    (the run's config records the total, so a later plain --resume keeps to it). With none given, the
+    stored limits apply. A limit given that the run has already reached is an error that says where
+    the run stands."""
+    if not given:
+        return cfg
+    values = {name: 0 for name in LIMITS} | given
+    values["budget"] = elapsed + parse_duration(values["budget"]) if values["budget"] else 0.0
+    if not any(values.values()):
+        raise ConfigError("give a limit > 0 when resuming: --max-steps N, --max-epochs N or --budget TIME")
+    new = build(TrainConfig, values, base=cfg)
+    reached = stop_reason(new, step, epochs, elapsed)
+    if reached:
+        raise ConfigError(f"{describe_limit(new, reached, step, epochs, elapsed)} is already reached; "
+                          f"give a higher {'--max-steps' if reached == 'max_steps' else '--max-epochs'} "
+                          "(both count from the start of the run) or --budget for more time")
+    return new
+
+
 # -- the entry point --------------------------------------------------------------------------------
 
 
 def train(data=None, out: str | Path | None = None, *, resume: str | Path | None = None,
-          init_from: str | Path | None = None, force: bool = False, progress: bool = True,
-          log=None, **options) -> Run:
+          init_from: str | Path | None = None, extend_vocab: bool = False, force: bool = False,
+          progress: bool = True, log=None, **options) -> Run:
     """Train a model; the Python twin of `rnnkit train` (same option names, underscored).
 
     data: a path or list of paths (files or directories); None uses the bundled tiny Shakespeare.
-    out: the run directory (default runs/<date-time>). resume: continue a run exactly.
-    init_from: start from another run's weights (fine-tuning; same vocabulary and architecture).
+    out: the run directory (default runs/<date-time>). resume: continue a run exactly; limits given
+    with it replace the stored ones, and a budget is more time (see `resume_limits`).
+    init_from: start from another run's weights (fine-tuning; same architecture and vocabulary, or
+    with extend_vocab the vocabulary grown by the characters of the new text it lacks).
     Under torchrun, every process calls this; see rnnkit.distributed.
     """
     log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
-    if resume is not None and (data is not None or init_from is not None or out is not None):
+    if resume is not None and (data is not None or init_from is not None or out is not None or extend_vocab):
         raise ConfigError("--resume continues a run with its own data and directory; "
-                          "don't combine it with data, --out or --init-from")
+                          "don't combine it with data, --out, --init-from or --extend-vocab")
+    if extend_vocab and init_from is None:
+        raise ConfigError("--extend-vocab grows the vocabulary of the run given to --init-from; give --init-from")
     model_o, data_o, train_o = split_overrides(options, ModelConfig, DataConfig, TrainConfig)
     if data is not None:
         data_o["paths"] = [str(data)] if isinstance(data, (str, Path)) else [str(p) for p in data]
 
     init_vocab = vocab = None
+    limits = {}  # stop conditions given at resume (applied once the run's position is known)
     if resume is not None:
         run_dir = Path(resume)
         model_cfg, data_cfg, train_cfg, vocab = ckpt.read_config(run_dir)
@@ -277,6 +328,7 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
         if fixed:
             raise ConfigError(f"cannot change {', '.join(fixed)} when resuming; "
                               f"only {', '.join(sorted(RESUMABLE))} may change")
+        limits = {k: train_o.pop(k) for k in LIMITS if k in train_o}
         train_cfg = build(TrainConfig, train_o, base=train_cfg)
     else:
         if init_from is not None:
@@ -311,14 +363,18 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
             lock = ckpt.RunLock(run_dir).acquire()  # before reading the checkpoint another run may be writing
             remove_stale_temporaries(run_dir)  # left by a process killed in the middle of a write
         # Process 0 encodes the text (or finds it cached) first, so the others only read the cache.
-        corpus = prepare(data_cfg, vocab=init_vocab) if d.is_main else None
+        corpus = _corpus(data_cfg, init_vocab, extend_vocab, vocab) if d.is_main else None
         d.barrier()
-        corpus = corpus or prepare(data_cfg, vocab=init_vocab)
-        if resume is not None and corpus.vocab != vocab:
+        corpus = corpus or _corpus(data_cfg, init_vocab, extend_vocab, vocab)
+        if corpus is None:
             raise DataError("the training text changed since this run started; it cannot be resumed exactly")
         vocab = corpus.vocab
         if resume is None and init_from is None:
             model_cfg = build(ModelConfig, {**model_o, "vocab_size": len(vocab)})
+        elif init_from is not None and len(vocab) != len(init_vocab):
+            model_cfg = build(ModelConfig, {"vocab_size": len(vocab)}, base=model_cfg)
+            log(f"--extend-vocab: {len(vocab) - len(init_vocab)} new character(s) "
+                f"{describe_chars(sorted(set(vocab.chars) - set(init_vocab.chars)))}")
         if train_cfg.threads:
             torch.set_num_threads(train_cfg.threads)
         model = build_model(model_cfg, train_cfg, vocab, device)
@@ -327,7 +383,11 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
         amp = None if train_cfg.backend == "numpy" else resolve_precision(train_cfg.precision, device, model_cfg.cell)
         if init_from is not None:
             best = Path(init_from) / ckpt.BEST
-            ckpt.load_weights_into(model, best if best.exists() else Path(init_from) / ckpt.LAST)
+            path = best if best.exists() else Path(init_from) / ckpt.LAST
+            if vocab == init_vocab:
+                ckpt.load_weights_into(model, path)
+            else:  # the new characters get rows of their own; the old ones keep theirs
+                ckpt.load_weights_into(model, path, lambda weights: grow_vocabulary(weights, init_vocab, vocab))
         batches = StreamBatches(corpus.split("train"), train_cfg.batch_size, train_cfg.seq_len, "train",
                                 rank=d.rank, world=d.world)
         if resume is None:
@@ -346,6 +406,20 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
             log(f"resuming {run_dir} at step {start['step']}")
         elif resume is not None:  # stopped before its first checkpoint: the same seed redoes it exactly
             log(f"{run_dir} has no checkpoint yet; starting it from step 0")
+        if resume is not None:
+            epochs = start["epoch"] + start["chunk"] / len(batches)
+            train_cfg = resume_limits(train_cfg, limits, start["step"], epochs, start["elapsed"])
+            reached = stop_reason(train_cfg, start["step"], epochs, start["elapsed"])
+            if reached:  # nothing new was asked for, and the stored limit is behind it: nothing to train
+                log(f"{run_dir} already reached {describe_limit(train_cfg, reached, start['step'], epochs, start['elapsed'])}"
+                    "; to train further give --max-steps or --max-epochs (higher; both count from the start) "
+                    "or --budget (more time)")
+                if d.is_main and not (run_dir / ckpt.LOSS_PNG).exists():  # a process killed before drawing it
+                    plot_losses(run_dir / ckpt.METRICS, run_dir / ckpt.LOSS_PNG)
+                return Run(run_dir, ckpt.load(run_dir, "best", device=str(device)), start["step"],
+                           start["best_val"], None, reached)
+            if d.is_main:  # the limits and options now in force, so that a later plain --resume keeps them
+                ckpt.write_config(run_dir, model_cfg, data_cfg, train_cfg, vocab)
         log(f"{model_cfg.cell} {model_cfg.num_layers}x{model_cfg.hidden_size}, {_count(model):,} parameters, "
             f"vocabulary {len(vocab)}, {len(corpus.split('train')):,} training characters"
             + (f", {d.world} processes" if d.active else "") + f" -> {run_dir}")
@@ -366,6 +440,14 @@ def _restore(run_dir: Path, model, optimizer, cfg: TrainConfig, device, d: distr
     B = cfg.batch_size  # this process's streams of the saved B x N carried state
     state = None if state is None else tuple(s[:, d.rank * B:(d.rank + 1) * B].contiguous().to(device) for s in state)
     return progress, state
+
+
+def _corpus(data_cfg: DataConfig, init_vocab, extend_vocab: bool, run_vocab) -> Corpus | None:
+    """The training text: with the run's own vocabulary when resuming (None if it no longer fits),
+    else with the base run's (--init-from, optionally extended) or its own."""
+    if run_vocab is not None:
+        return prepare_for_run(data_cfg, run_vocab)
+    return prepare(data_cfg, vocab=init_vocab, extend=extend_vocab)
 
 
 def _default_run_dir() -> Path:
@@ -414,15 +496,6 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
                 (epoch + chunk / len(batches)) / cfg.max_epochs if cfg.max_epochs else 0.0,
                 elapsed() / cfg.budget if cfg.budget else 0.0]
         return max(done)
-
-    def stop_reason() -> str | None:
-        if cfg.max_steps and step >= cfg.max_steps:
-            return "max_steps"
-        if cfg.max_epochs and epoch + chunk / len(batches) >= cfg.max_epochs:
-            return "max_epochs"
-        if cfg.budget and elapsed() >= cfg.budget:
-            return "budget"
-        return None
 
     def save_checkpoint():
         # Every process takes part (its carried state and RNG are gathered); process 0 writes.
@@ -483,7 +556,7 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
             save_checkpoint()  # a fresh run is resumable, and can roll back, from its first step
         with _StopSignals() as signals:
             while True:
-                stopped_by = stop_reason()
+                stopped_by = stop_reason(cfg, step, epoch + chunk / len(batches), elapsed())
                 if d.any(stopped_by is not None):  # every process stops at the same step
                     stopped_by = stopped_by or "budget"
                     break
@@ -543,10 +616,13 @@ def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatche
                     raise Interrupted(f"stopped by {signals.received or 'a signal to another process'} at step "
                                       f"{step}; checkpoint saved, "
                                       f"continue with: rnnkit train --resume {run_dir}")
-            bar.close()
-            # Validate the final weights unless that just happened at this very step.
+            # Validate the final weights unless that just happened at this very step, and show that
+            # figure in the bar, so the bar's last `val` is the one the closing line reports.
             if has_val and d.is_main and (last_val is None or not cfg.eval_every or step % cfg.eval_every):
                 validate()
+            if last_val is not None:
+                bar.set_postfix_str(f"step {step} val {last_val:.3f} (final)", refresh=True)
+            bar.close()
             save_checkpoint()
     finally:
         bar.close()

@@ -183,8 +183,44 @@ def test_init_from_fine_tunes_and_names_missing_characters(tmp_path, trained_run
     assert run.model.vocab == trained_run.model.vocab
     alien = tmp_path / "alien.txt"
     alien.write_text(shakespeare_text[:30_000] + "§")
-    with pytest.raises(rnnkit.errors.DataError, match="outside the model's vocabulary: '§'"):
+    with pytest.raises(rnnkit.errors.DataError, match="outside the model's vocabulary: '§'; --extend-vocab adds them"):
         rnnkit.train(alien, out=tmp_path / "ft2", init_from=trained_run.dir, max_steps=5, **QUIET)
+    assert not (tmp_path / "ft2").exists()
+
+
+def test_extend_vocab_fine_tunes_on_text_with_new_characters(tmp_path, trained_run, shakespeare_text):
+    modern = tmp_path / "modern.txt"
+    modern.write_text(shakespeare_text[30_000:40_000] + "\nCafé? ¿Qué tal? Ça va.\n" * 30, encoding="utf-8")
+    run = rnnkit.train(modern, out=tmp_path / "ft", init_from=trained_run.dir, extend_vocab=True, max_steps=30,
+                       batch_size=8, seq_len=16, sample_every=0, eval_every=0, **QUIET)
+    old = trained_run.model.vocab
+    assert set(run.model.vocab.chars) == set(old.chars) | set("éQ¿Ç") and run.model.config.vocab_size == len(old) + 4
+    model = rnnkit.load(run.dir)  # the grown vocabulary is the run's own: it loads, samples, resumes
+    assert model.sample(prime="Café", length=20, seed=1).startswith("Café")
+    assert rnnkit.train(resume=run.dir, max_steps=35, **QUIET).step == 35
+    assert rnnkit.evaluate(run.dir)["chars"] > 0  # its test split is encoded with the grown vocabulary
+    with pytest.raises(ConfigError, match="give --init-from"):
+        rnnkit.train(modern, out=tmp_path / "x", extend_vocab=True, max_steps=1, **QUIET)
+
+
+def test_a_grown_vocabulary_keeps_the_old_characters_behaviour(trained_run):
+    from dataclasses import replace
+    from rnnkit.data import Vocab
+    from rnnkit.models import CharRNN, grow_vocabulary
+    base = trained_run.model
+    old = base.vocab
+    new = Vocab("char", old.chars + ["é", "¿", "\u00a0"])
+    grown = CharRNN(replace(base.config, vocab_size=len(new)), vocab=new).eval()
+    grown.load_state_dict(grow_vocabulary(base.state_dict(), old, new))
+    text = "ROMEO:\nWhat say you, sir?"
+    with torch.no_grad():
+        a, a_state = base(torch.tensor([old.encode(text).tolist()]))
+        b, b_state = grown(torch.tensor([new.encode(text).tolist()]))
+    same = [new.chars.index(c) for c in old.chars]
+    fresh = [new.chars.index(c) for c in "é¿\u00a0"]
+    assert torch.allclose(b[..., same], a, atol=1e-6) and all(torch.equal(x, y) for x, y in zip(a_state, b_state))
+    assert torch.equal(grown.embed.weight[fresh[0]], base.embed.weight.mean(dim=0))  # an average character
+    assert (b[..., fresh] <= a.max(dim=-1, keepdim=True).values).all()  # new characters start unlikely
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "adagrad", "sgd"])

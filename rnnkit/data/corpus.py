@@ -103,11 +103,13 @@ def split_bounds(n: int, split: tuple) -> tuple:
     return a, b
 
 
-def prepare(config: DataConfig, vocab: Vocab | None = None, out_dir: str | Path | None = None) -> Corpus:
+def prepare(config: DataConfig, vocab: Vocab | None = None, out_dir: str | Path | None = None,
+            extend: bool = False) -> Corpus:
     """Encode the config's text (or reuse the cached encoding) and memory-map it.
 
-    With `vocab` given (fine-tuning), the text must fit that vocabulary; otherwise the vocabulary is
-    built from the text (every character it contains, in code-point order).
+    With `vocab` given (fine-tuning), the text must fit that vocabulary, or with `extend` the
+    characters it lacks are added (the result's vocabulary is then a superset of `vocab`); otherwise
+    the vocabulary is built from the text (every character it contains, in code-point order).
     """
     files = resolve_sources(config.paths, config.glob)
     stats = [f.stat() for f in files]
@@ -116,6 +118,7 @@ def prepare(config: DataConfig, vocab: Vocab | None = None, out_dir: str | Path 
         "byte_level": config.byte_level,
         "newlines": "keep" if config.keep_crlf or config.byte_level else "lf",
         "vocab": vocab.to_json() if vocab is not None else None,
+        "extend": extend and vocab is not None,
         "files": [[str(f.resolve()), s.st_size, s.st_mtime_ns] for f, s in zip(files, stats)],
     }
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:20]
@@ -123,10 +126,22 @@ def prepare(config: DataConfig, vocab: Vocab | None = None, out_dir: str | Path 
     cached = _read_cached(directory, key)
     # Not there, incomplete, stale or damaged: (re)build it.
     meta, vocab = cached if cached is not None else _encode(files, config.byte_level, config.keep_crlf, vocab,
-                                                            directory, key)
+                                                            extend, directory, key)
     n = meta["num_tokens"]
     tokens = np.memmap(directory / "tokens.bin", dtype=vocab.dtype, mode="r", shape=(n,))
     return Corpus(tokens, vocab, [str(f) for f in files], split_bounds(n, config.split), directory)
+
+
+def prepare_for_run(config: DataConfig, vocab: Vocab) -> Corpus | None:
+    """A run's training text encoded with the run's own vocabulary (to resume it, or to evaluate on its
+    test split), or None if the text no longer fits that vocabulary. The text's own vocabulary is the
+    usual case; a fine-tuned run's vocabulary came from its base run and may hold more characters."""
+    corpus = prepare(config)
+    if corpus.vocab == vocab:
+        return corpus
+    if vocab.kind == corpus.vocab.kind == "char" and set(corpus.vocab.chars) <= set(vocab.chars):
+        return prepare(config, vocab=vocab)
+    return None
 
 
 def prepare_text(data=None, out: str | Path | None = None, **options) -> Corpus:
@@ -235,8 +250,8 @@ def _decoded_chunks(path: Path):
                         "use --byte-level to model raw bytes") from None
 
 
-def _encode(files: list[Path], byte_level: bool, keep_crlf: bool, vocab: Vocab | None, directory: Path,
-            key: str) -> tuple[dict, Vocab]:
+def _encode(files: list[Path], byte_level: bool, keep_crlf: bool, vocab: Vocab | None, extend: bool,
+            directory: Path, key: str) -> tuple[dict, Vocab]:
     directory.mkdir(parents=True, exist_ok=True)
     if byte_level:
         vocab = Vocab.bytes()
@@ -261,9 +276,11 @@ def _encode(files: list[Path], byte_level: bool, keep_crlf: bool, vocab: Vocab |
             vocab = Vocab.from_codepoints(cps_seen)
         elif vocab.kind == "char":
             missing = sorted(set(cps_seen.tolist()) - set(vocab.codepoints.tolist()))
-            if missing:
+            if missing and extend:
+                vocab = Vocab.from_codepoints(sorted(set(vocab.codepoints.tolist()) | set(missing)))
+            elif missing:
                 raise DataError(f"the text has {len(missing)} character(s) outside the model's vocabulary: "
-                                f"{describe_chars([chr(c) for c in missing])}")
+                                f"{describe_chars([chr(c) for c in missing])}; --extend-vocab adds them")
     if total == 0:
         raise DataError(_empty_message(files))
     # Pass 2: write the ids. The temporary name keeps a half-written file from ever being used.

@@ -68,7 +68,8 @@ class Vocab:
         missing = self.unknown_chars(text)
         if missing:
             if unknown != "skip":
-                raise DataError(f"{len(missing)} character(s) not in the vocabulary: {describe_chars(missing)}")
+                raise DataError(f"{len(missing)} character(s) not in the vocabulary: {describe_chars(missing)} "
+                                "(--unknown skip drops them)")
             drop = set(missing)
             text = "".join(c for c in text if c not in drop)
         return self.encode_codepoints(codepoints_of(text))

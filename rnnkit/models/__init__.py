@@ -1,5 +1,5 @@
 """One file per recurrent family (rnn.py, lstm.py, gru.py) and the language model around them (lm.py)."""
 
-from .lm import FAMILIES, CharRNN, StepTrace
+from .lm import FAMILIES, CharRNN, StepTrace, grow_vocabulary
 
-__all__ = ["FAMILIES", "CharRNN", "StepTrace"]
+__all__ = ["FAMILIES", "CharRNN", "StepTrace", "grow_vocabulary"]

@@ -150,3 +150,26 @@ class CharRNN(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def grow_vocabulary(weights: dict, old_vocab, new_vocab) -> dict:
+    """A CharRNN state dict for `old_vocab` -> one for `new_vocab`, a superset (fine-tuning on text with
+    characters the base model never saw: `rnnkit train --init-from RUN --extend-vocab`).
+
+    Vocabularies are sorted, so the old characters' ids move; each keeps its own embedding row and
+    output row. A new character's embedding is the mean of the old ones (the model reads it as "some
+    character" rather than as noise), and its output row has zero weights and the lowest old bias, so
+    every old character's logit is exactly what it was: on text of old characters the model computes
+    the same states and the same logits as before, until training moves them.
+    """
+    new_id = {c: i for i, c in enumerate(new_vocab.chars)}
+    old_ids = [new_id[c] for c in old_vocab.chars]  # (V_old,) the row of each old character in the new vocabulary
+    grown = dict(weights)
+    embed, w, b = weights["embed.weight"], weights["head.weight"], weights["head.bias"]  # (V, E), (V, H), (V,)
+    V = len(new_vocab)
+    grown["embed.weight"] = embed.mean(dim=0, keepdim=True).repeat(V, 1)
+    grown["head.weight"] = torch.zeros(V, w.shape[1], dtype=w.dtype)
+    grown["head.bias"] = torch.full((V,), float(b.min()), dtype=b.dtype)
+    for name, old in (("embed.weight", embed), ("head.weight", w), ("head.bias", b)):
+        grown[name][old_ids] = old
+    return grown
