@@ -6,19 +6,32 @@ The public API (everything else may change):
     model = rnnkit.load("runs/x")                                   # a CharRNN with its vocabulary
     print(model.sample(length=300, prime="ROMEO:", temperature=0.8))
     print(model.evaluate(open("other.txt").read()))                 # nats, bits per char, perplexity
+
+The names below are imported on first use (PEP 562), so that `import rnnkit` and the command line's
+`--help` and usage errors do not pay for importing PyTorch (over a second) before they need it.
 """
 
 __version__ = "0.1.0"
 
-from .checkpoint import load  # noqa: E402
-from .config import DataConfig, ModelConfig, SampleConfig, TrainConfig  # noqa: E402
-from .data import Vocab  # noqa: E402
-from .data import prepare_text as prepare  # noqa: E402
-from .errors import RnnkitError  # noqa: E402
-from .evaluate import evaluate  # noqa: E402
-from .models import CharRNN  # noqa: E402
-from .sample import sample  # noqa: E402
-from .train import Run, train  # noqa: E402
+# public name -> the module that defines it
+_EXPORTS = {
+    "CharRNN": ".models", "DataConfig": ".config", "ModelConfig": ".config", "SampleConfig": ".config",
+    "TrainConfig": ".config", "Run": ".train", "RnnkitError": ".errors", "Vocab": ".data", "evaluate": ".evaluate",
+    "load": ".checkpoint", "prepare": ".data", "sample": ".sample", "samples": ".sample", "train": ".train",
+}
+_RENAMED = {"prepare": "prepare_text"}  # rnnkit.prepare is rnnkit.data.prepare_text
 
-__all__ = ["CharRNN", "DataConfig", "ModelConfig", "Run", "RnnkitError", "SampleConfig", "TrainConfig", "Vocab",
-           "__version__", "evaluate", "load", "prepare", "sample", "train"]
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")
+    from importlib import import_module
+    value = getattr(import_module(_EXPORTS[name], __name__), _RENAMED.get(name, name))
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return __all__

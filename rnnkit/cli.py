@@ -21,8 +21,9 @@ import json
 import sys
 
 from . import __version__
-from .config import DataConfig, ModelConfig, SampleConfig, TrainConfig, add_arguments, overrides_from_args
-from .errors import RnnkitError
+from .config import (DEFAULT_UNITS, MIN_STRETCHES, MIN_SUPPORT, DataConfig, ModelConfig, SampleConfig, TrainConfig,
+                     add_arguments, build, overrides_from_args)
+from .errors import Interrupted, RnnkitError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,14 +34,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_train(args) -> int:
+    options = {}
+    for cls in (ModelConfig, DataConfig, TrainConfig):
+        given = overrides_from_args(args, cls)
+        build(cls, given)  # a bad value is reported before PyTorch is imported (over a second)
+        options.update(given)
     from .distributed import is_main_process
     from .sample import sample_text
     from .train import train
-    options = {}
-    for cls in (ModelConfig, DataConfig, TrainConfig):
-        options.update(overrides_from_args(args, cls))
-    run = train(args.data or None, out=args.out, resume=args.resume, init_from=args.init_from, force=args.force,
-                progress=not args.no_progress, **options)
+    run = train(args.data or None, out=args.out, resume=args.resume, init_from=args.init_from,
+                extend_vocab=args.extend_vocab, force=args.force, progress=not args.no_progress, **options)
     length = options.get("sample_length", TrainConfig.sample_length)
     if length and is_main_process():  # under torchrun, process 0 alone prints the sample
         print(f"--- sample from {run.dir} (best weights, temperature 0.8) ---", file=sys.stderr)
@@ -50,20 +53,29 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_sample(args) -> int:
-    from .sample import sample
     options = overrides_from_args(args, SampleConfig)
     if args.prime_file:
         if "prime" in options:
             raise RnnkitError("give either --prime or --prime-file, not both")
-        try:
-            with open(args.prime_file, encoding="utf-8") as fh:
-                options["prime"] = fh.read()
+        try:  # as bytes: the run's own rule decides what happens to its line endings
+            with open(args.prime_file, "rb") as fh:
+                options["prime"] = fh.read().decode("utf-8")
         except OSError as exc:
             raise RnnkitError(f"cannot read --prime-file {args.prime_file}: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
             raise RnnkitError(f"--prime-file {args.prime_file} is not valid UTF-8") from None
-    sample(args.run_dir, checkpoint=args.checkpoint, on_text=_write, fast=not args.plain, **options)
-    _write("\n")
+    opts = build(SampleConfig, options)  # bad values are reported before anything slow is imported
+    from .sample import sample, samples
+    if opts.num_samples == 1 and not args.jsonl:  # one sample streams as it is generated
+        sample(args.run_dir, checkpoint=args.checkpoint, on_text=_write, fast=not args.plain, **options)
+        _write("\n")
+        return 0
+    texts = samples(args.run_dir, checkpoint=args.checkpoint, fast=not args.plain, **options)
+    for i, text in enumerate(texts, 1):
+        if args.jsonl:
+            _write(json.dumps({"sample": i, "text": text}, ensure_ascii=False) + "\n")
+        else:  # a header line before each, so samples that end in blank lines stay apart
+            _write(f"--- sample {i} of {len(texts)} ---\n{text}\n")
     return 0
 
 
@@ -91,13 +103,20 @@ def _cmd_inspect(args) -> int:
     from .checkpoint import load
     from .inspect.run import feature_set, inspect
     _check_positive(max_chars=args.max_chars, search_chars=args.search_chars)
+    _check_support(args)
+    units = 0 if args.units.strip().lower() == "all" else _int_option("units", args.units)
+    if units < 0:
+        raise RnnkitError(f"--units must be a number >= 0 or 'all', got {args.units}")
     model = load(args.run_dir, args.checkpoint)
     result = inspect(model, args.text, args.out, max_chars=args.max_chars, search_chars=args.search_chars,
-                     features=feature_set(args.features), npz=args.npz, lstmvis=args.lstmvis)
+                     features=feature_set(args.features), npz=args.npz, lstmvis=args.lstmvis, units=units,
+                     min_support=args.min_support, min_stretches=args.min_stretches, unknown=args.unknown)
     for line in result["gates"]:
         print(line)
     for s in result["cells"][:5]:
         print(s.describe())
+    if result["left_out"]:
+        print(result["left_out"])
     print("wrote " + ", ".join(str(p) for p in result["written"]))
     return 0
 
@@ -108,12 +127,17 @@ def _cmd_cells(args) -> int:
     from .data.corpus import read_text
     from .inspect.run import feature_set, find_cells, plot_best_cells
     _check_positive(max_chars=args.max_chars, top=args.top)
+    _check_support(args)
     features = feature_set(args.features, [f.strip() for f in args.only.split(",")] if args.only else None)
-    results = find_cells(load(args.run_dir, args.checkpoint), read_text(args.text, args.max_chars), features,
-                         args.kinds)
-    if not results:
+    found = find_cells(load(args.run_dir, args.checkpoint), read_text(args.text, args.max_chars), features,
+                       args.kinds, args.min_support, args.min_stretches, args.unknown)
+    if not found.scores and found.left_out:
+        raise RnnkitError(f"no feature has enough support in this text to be scored ({found.left_out_line()}); "
+                          "try a longer --max-chars or a lower --min-support / --min-stretches")
+    if not found.scores:
         raise RnnkitError("no feature varies over this text; try a longer --max-chars or other --features")
-    print(best_table(results))
+    print(best_table(found))
+    results = found.scores
     if args.top > 1:
         for name, scores in results.items():
             print(f"\n{name}: top {args.top}")
@@ -124,8 +148,33 @@ def _cmd_cells(args) -> int:
         from .io import atomic_write_json
         atomic_write_json(args.json, {k: [asdict(s) for s in v[:args.top]] for k, v in results.items()})
     if args.plot:
-        plot_best_cells(results, args.plot)
+        plot_best_cells(found, args.plot)
     return 0
+
+
+def _add_support(p) -> None:
+    """The cell search's support rule (rnnkit.inspect.cells), for `cells` and `inspect`."""
+    p.add_argument("--min-support", type=int, default=MIN_SUPPORT, metavar="N",
+                   help="score a feature only if at least N characters differ from its most common value, so "
+                   "that a feature seen only in the first, warming-up characters is not scored (0: no minimum; "
+                   f"default: {MIN_SUPPORT})")
+    p.add_argument("--min-stretches", type=int, default=MIN_STRETCHES, metavar="N",
+                   help="... and they fall in at least N separate stretches of the text (0: no minimum; "
+                   f"default: {MIN_STRETCHES}); features left out are named with their support")
+
+
+def _check_support(args) -> None:
+    """--min-support and --min-stretches of `cells` and `inspect`: 0 turns a rule off."""
+    for name in ("min_support", "min_stretches"):
+        if getattr(args, name) < 0:
+            raise RnnkitError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+
+
+def _int_option(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise RnnkitError(f"--{name} must be a number >= 0 or 'all', got {value}") from None
 
 
 def _cmd_gates(args) -> int:
@@ -137,7 +186,8 @@ def _cmd_gates(args) -> int:
     model = load(args.run_dir, args.checkpoint)
     if model.config.cell == "rnn":
         raise RnnkitError("a vanilla RNN has no gates; gate saturation needs an lstm or gru run")
-    stats = gates.saturation(activations(model, read_text(args.text, args.max_chars)), model.config.cell)
+    stats = gates.saturation(activations(model, read_text(args.text, args.max_chars), unknown=args.unknown),
+                             model.config.cell)
     print("\n".join(gates.summary(stats)))
     if args.out:
         gates.plot(stats, args.out)
@@ -159,10 +209,12 @@ def _parse_orders(spec: str) -> tuple[int, int]:
 
 def _cmd_ngram(args) -> int:
     from .inspect.ngram import joint_vocab, loss_by_order
-    from .data.corpus import read_text
+    from .data.corpus import normalize_newlines, read_text
     from .inspect.run import ngram_table, plot_ngram_orders
     lo, hi = _parse_orders(args.n)
     train, test = read_text(args.train), read_text(args.test)
+    if not args.keep_crlf:
+        train, test = normalize_newlines(train), normalize_newlines(test)
     vocab = joint_vocab(train, test)
     by_order = loss_by_order(vocab.encode(train), vocab.encode(test), hi, len(vocab))
     shown = {n: v for n, v in by_order.items() if n >= lo}
@@ -177,7 +229,8 @@ def _cmd_compare(args) -> int:
     from .data.corpus import read_text
     from .inspect.compare import compare
     _, hi = _parse_orders(args.n)
-    result = compare(load(args.run_dir, args.checkpoint), read_text(args.train), read_text(args.test), hi)
+    result = compare(load(args.run_dir, args.checkpoint), read_text(args.train), read_text(args.test), hi,
+                     unknown=args.unknown)
     print(result.table())
     if args.plot:
         result.plot(args.plot)
@@ -199,6 +252,11 @@ def _add_run_dir(p) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by rnnkit train")
 
 
+def _add_unknown(p, what: str) -> None:
+    p.add_argument("--unknown", choices=("error", "skip"), default="error",
+                   help=f"characters of {what} that the model's vocabulary lacks: error (default) or skip them")
+
+
 def _add_checkpoint(p) -> None:
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="weights with the best validation loss, or the latest (default: best)")
@@ -217,9 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", nargs="*", help="text files or directories (see --glob)")
     p.add_argument("--out", "-o", metavar="RUN_DIR", help="run directory to create (default: runs/<date-time>)")
     p.add_argument("--force", action="store_true", help="replace an existing run directory given as --out")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped; "
+                   "--max-steps/--max-epochs given with it replace its limits (counted from the run's start), "
+                   "--budget gives it that much more time")
     p.add_argument("--init-from", metavar="RUN_DIR",
                    help="start from RUN_DIR's weights and vocabulary (fine-tune on new data)")
+    p.add_argument("--extend-vocab", action="store_true",
+                   help="with --init-from: add the characters of the new text that RUN_DIR's vocabulary lacks "
+                   "(new embedding and output rows; the old characters keep theirs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_arguments(p, ModelConfig, "model")
     add_arguments(p, DataConfig, "data")
@@ -232,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prime-file", metavar="FILE", help="read the prime text from FILE (UTF-8)")
     p.add_argument("--plain", action="store_true", help="step the PyTorch model itself instead of the fast "
                    "NumPy stepper (same text for the same seed, several times slower)")
+    p.add_argument("--jsonl", action="store_true", help="print each sample as one JSON line, "
+                   '{"sample": 1, "text": "..."}, instead of text (several samples are otherwise printed '
+                   "each after a '--- sample i of N ---' line)")
     _add_checkpoint(p)
     add_arguments(p, SampleConfig, "sampling")
     p.set_defaults(func=_cmd_sample)
@@ -241,8 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_dir(p)
     p.add_argument("file", metavar="FILE", nargs="?", help="text to evaluate on (default: the run's test split)")
     _add_checkpoint(p)
-    p.add_argument("--unknown", choices=("error", "skip"), default="error",
-                   help="characters of FILE that the vocabulary lacks: error (default) or skip")
+    _add_unknown(p, "FILE")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_eval)
 
@@ -260,15 +325,23 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-chars", type=int, default=max_chars,
                        help=f"use at most this many characters of FILE (default: {max_chars})")
         _add_checkpoint(p)
+        _add_unknown(p, "FILE")
 
     p = sub.add_parser("inspect", help="HTML report: cell heat maps, guesses, loss, interpretable cells",
                        description="Write one self-contained HTML page showing the model's cells over the text "
-                       "(with PNG figures beside it), and optionally export the activations.")
+                       "(with PNG figures beside it), and optionally export the activations. To keep the page "
+                       "small it holds --units cells of each quantity and layer (the cells the search lists, "
+                       "the ones it ranked highest and the most variable), not all of them.")
     run_and_text(p, "text to look at (UTF-8)", max_chars=2000)
     p.add_argument("--out", required=True, metavar="HTML", help="the report to write, e.g. report.html")
     p.add_argument("--search-chars", type=int, default=20000,
                    help="characters of FILE over which cells are scored and gates counted (default: 20000)")
     p.add_argument("--features", metavar="PY", help="extra feature functions: a .py file or module (see rnnkit cells)")
+    p.add_argument("--units", default=str(DEFAULT_UNITS), metavar="N",
+                   help="cells of each quantity and layer to put in the page: every listed cell, the search's "
+                   "best and the most variable, up to N; 'all' (or 0) for every cell, a page about 7 times "
+                   f"larger (default: {DEFAULT_UNITS})")
+    _add_support(p)
     p.add_argument("--npz", metavar="FILE", help="also save every activation to FILE (.npz)")
     p.add_argument("--lstmvis", metavar="DIR", help="also export the states to DIR in LSTMVis's format")
     p.set_defaults(func=_cmd_inspect)
@@ -283,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kinds", default="state", help="what to score: state (h and c), all (also gates) or a "
                    "comma list like h,gate:forget (default: state)")
     p.add_argument("--top", type=int, default=1, help="also list the top N cells of each feature (default: 1)")
+    _add_support(p)
     p.add_argument("--json", metavar="FILE", help="write the top cells of every feature as JSON")
     p.add_argument("--plot", metavar="PNG", help="bar chart of the best score per feature")
     p.set_defaults(func=_cmd_cells)
@@ -300,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", required=True, metavar="FILE", help="test text (UTF-8)")
     p.add_argument("-n", default="1..20", help="orders to report: 20 or 1..20 (default: 1..20)")
     p.add_argument("--plot", metavar="PNG", help="plot the loss against n")
+    p.add_argument("--keep-crlf", action="store_true", help="keep CRLF and lone CR line endings (by default "
+                   "they become LF, as when training)")
     p.set_defaults(func=_cmd_ngram)
 
     p = sub.add_parser("compare", help="an RNN run against the best n-gram, with an error breakdown",
@@ -310,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", required=True, metavar="FILE", help="text both models are scored on (UTF-8)")
     p.add_argument("-n", default="20", help="largest n-gram order to try (default: 20)")
     _add_checkpoint(p)
+    _add_unknown(p, "the test text")
     p.add_argument("--plot", metavar="PNG", help="bar charts of the breakdown")
     p.set_defaults(func=_cmd_compare)
     return parser
@@ -320,7 +397,6 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except RnnkitError as exc:
-        from .train import Interrupted
         print(f"rnnkit {args.command}: {'' if isinstance(exc, Interrupted) else 'error: '}{exc}", file=sys.stderr)
         return 130 if isinstance(exc, Interrupted) else 1
     except KeyboardInterrupt:

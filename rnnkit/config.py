@@ -29,6 +29,16 @@ def _opt(default, help, choices=None, cli=True, kind=None, **kw):
 
 CELLS = ("rnn", "lstm", "gru")
 
+# The inspection commands' defaults, here (not in rnnkit.inspect) so that `rnnkit --help` can show
+# them without importing NumPy and PyTorch:
+# a feature needs this many positions away from its most common value, in at least this many separate
+# stretches, to be scored by the cell search (rnnkit.inspect.cells; --min-support, --min-stretches);
+MIN_SUPPORT = 50
+MIN_STRETCHES = 5
+# units of each quantity and layer inlined in the HTML report (--units): 32 x 12 quantity-layers of a
+# 2x256 LSTM over 2,000 characters is about 1 MB of base64, against 8 MB for all 256.
+DEFAULT_UNITS = 32
+
 
 @dataclass
 class ModelConfig:

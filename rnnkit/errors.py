@@ -22,6 +22,10 @@ class CheckpointError(RnnkitError):
     """A run directory or checkpoint that is missing, truncated or corrupted."""
 
 
+class Interrupted(RnnkitError):
+    """Ctrl-C or SIGTERM: a checkpoint was written, training can resume."""
+
+
 class TrainingDiverged(RnnkitError):
     """The training loss became NaN or infinite, or exploded."""
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import SampleConfig, build
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .fastsample import FastStepper
 
 
@@ -159,7 +159,10 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
 
 def sample_text(model, length: int = 500, on_text: Callable[[str], None] | None = None, fast: bool = True,
                 rng: np.random.Generator | None = None, **options) -> str:
-    """One sample (prime included); the options are `rnnkit sample`'s."""
+    """One sample, always a string (prime included); the options are `rnnkit sample`'s. For several,
+    `generate` (or `CharRNN.samples`, `rnnkit.samples`) returns a list."""
+    if options.get("num_samples", 1) != 1:
+        raise ConfigError("sample returns one text; use samples(..., num_samples=N) for a list of N")
     return generate(model, 1, length=length, fast=fast, rng=rng, on_text=on_text, **options)[0]
 
 
@@ -202,13 +205,17 @@ def _beam_search(model, last: torch.Tensor, state, opts: SampleConfig) -> str:
     return vocab.decode(max(candidates, key=lambda c: c[0])[1])
 
 
-def sample(run_dir, checkpoint: str = "best", on_text: Callable[[str], None] | None = None, fast: bool = True,
-           **options) -> list[str]:
-    """`rnnkit sample`: `num_samples` samples from a run directory (a list, even of one). One sample
-    streams through `on_text`; several are generated as one batch and handed over whole."""
+def samples(run_dir, checkpoint: str = "best", fast: bool = True, **options) -> list[str]:
+    """`rnnkit sample --num-samples N`: N samples from a run directory, generated together as one
+    batch of streams; always a list (of one when num_samples is 1)."""
     from .checkpoint import load
     opts = build(SampleConfig, options)
-    texts = generate(load(run_dir, checkpoint), opts.num_samples, fast=fast, on_text=on_text, **options)
-    if on_text and opts.num_samples > 1:
-        on_text("\n\n".join(texts))
-    return texts
+    return generate(load(run_dir, checkpoint), opts.num_samples, fast=fast, **options)
+
+
+def sample(run_dir, checkpoint: str = "best", on_text: Callable[[str], None] | None = None, fast: bool = True,
+           **options) -> str:
+    """`rnnkit sample`: one sample from a run directory, always a string (prime included), streamed
+    through `on_text` piece by piece as it is generated. For several, use `samples`."""
+    from .checkpoint import load
+    return sample_text(load(run_dir, checkpoint), fast=fast, on_text=on_text, **options)

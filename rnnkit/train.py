@@ -35,7 +35,7 @@ from .config import DataConfig, ModelConfig, TrainConfig, build, parse_duration,
 from .data.batching import StreamBatches
 from .data.corpus import Corpus, prepare, prepare_for_run
 from .data.vocab import describe_chars
-from .errors import ConfigError, DataError, RnnkitError, TrainingDiverged
+from .errors import ConfigError, DataError, Interrupted, TrainingDiverged
 from .evaluate import evaluate_tokens
 from .io import atomic_write_bytes, remove_stale_temporaries
 from .models import CharRNN, grow_vocabulary
@@ -65,10 +65,6 @@ class Run:
 
     def evaluate(self, text: str, unknown: str = "error") -> dict:
         return self.model.evaluate(text, unknown=unknown)
-
-
-class Interrupted(RnnkitError):
-    """Ctrl-C or SIGTERM: a checkpoint was written, training can resume."""
 
 
 # -- small pieces the loop uses -----------------------------------------------------------------

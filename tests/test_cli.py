@@ -2,6 +2,9 @@
 the README's table, run by tests/test_bad_input_table.py.)"""
 
 import json
+import re
+import subprocess
+import sys
 
 import pytest
 
@@ -35,6 +38,13 @@ def test_train_sample_eval_round_trip(tmp_path, small_corpus):
     prime.write_text("JULIET:\n")
     p = run_cli("sample", run, "--length", "10", "--prime-file", prime, "--num-samples", "2", "--greedy")
     assert p.stdout.count("JULIET:\n") == 2
+    # Several samples are told apart even when a stop string ends each one with blank lines.
+    p = run_cli("sample", run, "--length", "300", "--num-samples", "3", "--stop", "\n", "--seed", "4")
+    parts = re.split(r"^--- sample (\d) of 3 ---\n", p.stdout, flags=re.M)
+    assert p.returncode == 0 and parts[0] == "" and parts[1::2] == ["1", "2", "3"], p.stdout
+    p = run_cli("sample", run, "--length", "300", "--num-samples", "3", "--stop", "\n", "--seed", "4", "--jsonl")
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [r["sample"] for r in rows] == [1, 2, 3] and [r["text"] + "\n" for r in rows] == parts[2::2]
     p = run_cli("eval", run, "--json")
     result = json.loads(p.stdout)
     assert result["split"] == "test" and result["bpc"] > 0
@@ -49,6 +59,40 @@ def test_interrupted_run_resumes_from_the_cli(tmp_path, small_corpus):
     assert p.returncode == 0 and "resuming" in p.stderr
     steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert max(steps) == 20
+
+
+def test_the_progress_bar_ends_on_the_validation_loss_the_last_line_reports(tmp_path, small_corpus):
+    # The last periodic validation is at step 20, the final one at step 30: the bar must show the latter.
+    p = run_cli("train", small_corpus, "--out", tmp_path / "run", "--max-steps", "30", "--eval-every", "20",
+                "--hidden-size", "32", "--embed-size", "16", "--batch-size", "8", "--seq-len", "16",
+                "--sample-length", "0")
+    assert p.returncode == 0, p.stderr
+    shown = re.findall(r"val (\d+\.\d+)", p.stderr)
+    final = float(re.search(r"validation loss (\d+\.\d+) nats/char", p.stderr).group(1))
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "val_loss" in r] == [20, 30]
+    assert shown and float(shown[-1]) == round(final, 3), (shown, final)
+
+
+def test_help_and_usage_errors_answer_without_importing_torch():
+    """`rnnkit --help`, argument errors and bad option values need neither PyTorch nor NumPy, which take
+    over a second to import (benchmarks/cli_startup.py times it)."""
+    code = """
+import sys
+from rnnkit.cli import main
+for argv in (["--help"], ["train", "--help"], ["sample", "--help"], ["cells", "--help"], ["sample"],
+             ["train", "--lr", "fast"], ["sample", "run", "--temperature", "0"], ["train", "--budget", "soon"]):
+    try:
+        status = main(argv)
+    except SystemExit as exc:
+        status = exc.code
+    assert status in (0, 1, 2), (argv, status)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "numpy"))
+assert not heavy, heavy[:5]
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "--budget must look like 90s" in p.stderr and "--temperature must be > 0" in p.stderr
 
 
 def test_help_explains_every_flag():

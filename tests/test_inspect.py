@@ -1,5 +1,6 @@
 """Looking inside: activations, the cell search, gate saturation, n-grams, the report in a browser."""
 
+import base64
 import json
 import os
 import random
@@ -14,11 +15,11 @@ from rnnkit.config import ModelConfig
 from rnnkit.data import Vocab
 from rnnkit.inspect import Activations, activations, features, saturation, search
 from rnnkit.inspect.browser import find_chromium, open_page
-from rnnkit.inspect.cells import auc_columns, column_ranks, pearson_columns
+from rnnkit.inspect.cells import FeatureSupport, auc_columns, column_ranks, feature_support, pearson_columns
 from rnnkit.inspect.compare import compare, rnn_char_losses
 from rnnkit.inspect.gates import summary
 from rnnkit.inspect.ngram import NGramModel, loss_by_order
-from rnnkit.inspect.report import render_report
+from rnnkit.inspect.report import DEFAULT_UNITS, render_report
 from rnnkit.models import CharRNN
 
 from conftest import run_cli
@@ -76,12 +77,73 @@ def _balanced(n, seed=0):
 def test_search_finds_a_planted_cell_with_a_perfect_score():
     model = _bracket_counter()
     acts = activations(model, _balanced(3000))
-    results = search(acts, {"bracket_depth": features.bracket_depth, "is_vowel": features.is_vowel})
+    results = search(acts, {"bracket_depth": features.bracket_depth, "is_vowel": features.is_vowel}).scores
     depth = results["bracket_depth"][0]
     assert (depth.kind, depth.layer, depth.unit, depth.metric) == ("c", 0, 0, "pearson")
     assert depth.score > 0.999999
     vowel = results["is_vowel"][0]
     assert (vowel.kind, vowel.unit, vowel.metric) == ("h", 1, "auc") and vowel.score == 1.0
+
+
+def _synthetic_acts(text, columns):
+    """Activations over `text` whose h and c are the given (T,) columns, one unit each."""
+    T = len(text)
+    state = np.stack(columns, axis=1).astype(np.float32)  # (T, H)
+    return Activations(chars=list(text), tokens=np.arange(T), h=[state], c=[state.copy()], gates={},
+                       loss=np.full(T, np.nan), top_ids=np.zeros((T, 5), int), top_probs=np.zeros((T, 5)))
+
+
+def test_a_feature_seen_only_while_the_state_warms_up_is_left_out(shakespeare_text):
+    # Issue 16: `tail -c 20000 tinyshakespeare.txt` starts mid-line, " wind of the north,", the only
+    # indented line; the state starts from zeros, so a unit's warm-up transient over those first
+    # characters "tracks" indent_depth perfectly.
+    text = shakespeare_text[-20000:]
+    indent = features.indent_depth(text)
+    assert text.startswith(" wind of the north,\n") and np.flatnonzero(indent).tolist() == list(range(20))
+    rng = np.random.default_rng(0)
+    warm_up = rng.normal(0, 0.1, len(text)) + 3 * np.exp(-np.arange(len(text)) / 8)  # decays over ~20 characters
+    word = features.at_word_boundary(text) + rng.normal(0, 0.1, len(text))  # a genuine word-boundary unit
+    acts = _synthetic_acts(text, [warm_up, word, rng.normal(0, 1, len(text))])
+    everything = search(acts, features.BUILTIN, min_support=0, min_stretches=0).scores
+    spurious = everything["indent_depth"][0]
+    assert spurious.unit == 0 and f"{spurious.score:.3f}" == "1.000"  # the bug: a "perfect" cell
+    found = search(acts, features.BUILTIN)
+    assert "indent_depth" not in found.scores
+    assert found.left_out == [FeatureSupport("indent_depth", 20, 1)]
+    assert found.left_out_line() == ("left out (too little support): indent_depth (20 positions in 1 stretch); "
+                                     "need >= 50 positions in >= 5 stretches")
+    assert found.best()[0].feature == "at_word_boundary" and found.best()[0].unit == 1
+    best = found.scores["at_word_boundary"][0]
+    boundary = features.at_word_boundary(text)
+    assert (best.support, best.stretches) == (boundary.sum(), np.sum(boundary[1:] & ~boundary[:-1]) + boundary[0])
+    assert f"n={best.support:,} in {best.stretches:,} stretches" in best.describe()
+
+
+def test_a_feature_with_enough_support_is_still_scored(shakespeare_text):
+    # Every seventh line indented by four spaces: 400-odd stretches, the warm-up notwithstanding.
+    lines = shakespeare_text[-20000:].split("\n")
+    lines = [line.lstrip() for line in lines]
+    indented = set(range(0, len(lines), 7))
+    text = "\n".join("    " + line if i in indented else line for i, line in enumerate(lines))
+    indent = features.indent_depth(text)
+    rng = np.random.default_rng(1)
+    warm_up = rng.normal(0, 0.1, len(text)) + 3 * np.exp(-np.arange(len(text)) / 8)
+    acts = _synthetic_acts(text, [warm_up, indent / 4 + rng.normal(0, 0.1, len(text))])
+    found = search(acts, {"indent_depth": features.indent_depth})
+    assert found.left_out == []
+    best = found.scores["indent_depth"][0]
+    assert best.unit == 1 and best.score > 0.9
+    # Positions: every indented line with its newline (the last line has none).
+    expected = sum(len(lines[i]) + 5 for i in indented) - (len(lines) - 1 in indented)
+    assert (best.support, best.stretches) == (expected, len(indented))
+
+
+def test_feature_support_counts_positions_and_stretches():
+    # Most common value 0; a NaN (not applicable) ends a stretch.
+    values = np.array([0, 0, 1, np.nan, 1, 0, 0, 0, 2, 2])
+    assert feature_support("f", values) == FeatureSupport("f", 4, 3)
+    assert feature_support("f", np.array([True, True, False, True])) == FeatureSupport("f", 1, 1)
+    assert feature_support("f", np.full(5, np.nan)) == FeatureSupport("f", 0, 0)
 
 
 def test_pearson_and_auc_against_direct_formulas():
@@ -184,14 +246,21 @@ def _chromium_or_skip():
         pytest.skip("headless Chromium is not installed (apt-get install chromium)")
 
 
+def _page_data(page: str) -> dict:
+    return json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', page, re.S).group(1))
+
+
 def test_report_renders_in_headless_chromium(tmp_path, trained_run, shakespeare_text):
     _chromium_or_skip()
     model = trained_run.model
-    text = shakespeare_text[:1300]
+    text = " " + shakespeare_text[:1299]  # one indented line at the top: indent_depth is left out
     acts = activations(model, text)
-    cells = [scores[0] for scores in search(acts, features.BUILTIN).values()]
-    page = render_report(acts, model.vocab, "Test <report>", cells, "a small LSTM")
+    found = search(acts, features.BUILTIN)
+    cells = found.best()
+    # 8 of the 32 units of each quantity and layer, as the default 32 of 256 are for a full-size model.
+    page = render_report(acts, model.vocab, "Test <report>", cells, "a small LSTM", found, units=8)
     assert "<script src" not in page and "http://" not in page and "https://" not in page  # self-contained
+    data = _page_data(page)
     (tmp_path / "r.html").write_text(page, encoding="utf-8")
     dom, errors = open_page(tmp_path / "r.html", tmp_path / "r.png")
     assert errors == []
@@ -199,10 +268,20 @@ def test_report_renders_in_headless_chromium(tmp_path, trained_run, shakespeare_
     assert dom.count("<span data-t=") == len(text)
     assert len(re.findall(r'<span data-t="\d+" style="background: rgb', dom)) == len(text)  # every character coloured
     assert dom.count("<button") == len(cells) and "Test &lt;report&gt;" in dom
+    assert f"n={cells[0].support:,} in {cells[0].stretches:,} stretches" in dom
+    assert "left out (too little support): indent_depth (16 positions in 1 stretch)" in dom
+    # The page opens on the best cell, and its selector offers only the units the page holds.
+    best = f"{cells[0].kind}/{cells[0].layer}"
+    assert f'data-view="{cells[0].kind}/{cells[0].layer + 1}/{cells[0].unit}"' in dom
+    offered = re.findall(r'<option value="(\d+)">', re.search(r'<select id="unit">(.*?)</select>', dom, re.S).group(1))
+    assert [int(u) for u in offered] == data["units"][best] and cells[0].unit in data["units"][best]
+    assert 8 <= len(offered) < 32 and f"{len(offered)} of 32 cells in this page" in dom
     png = (tmp_path / "r.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
-    # The hover tooltip and the loss view, through the page's own event handlers.
-    dom, errors = open_page(f"{tmp_path / 'r.html'}#view=loss&hover=100")
+    # A link to a unit the page holds (not the best one): the hover tooltip shows that unit's value,
+    # and the loss view, through the page's own event handlers.
+    unit = next(u for u in data["units"]["c/1"] if (cells[0].kind, cells[0].layer, cells[0].unit) != ("c", 1, u))
+    dom, errors = open_page(f"{tmp_path / 'r.html'}#cell=c/2/{unit}&view=loss&hover=100")
     assert errors == [] and 'data-status="ready"' in dom
     tip = re.search(r'<div id="tip"[^>]*>(.*?)</div>', dom, re.S).group(1)
     top = acts.top_ids[100]
@@ -210,6 +289,43 @@ def test_report_renders_in_headless_chromium(tmp_path, trained_run, shakespeare_
     assert f"{100 * acts.top_probs[100][0]:.1f}%" in tip and f"{acts.loss[100]:.3f} nats" in tip
     assert len(top) == 5
     assert re.search(r'<select id="mode">.*?<option value="loss" selected', dom, re.S) or "loss: white 0" in dom
+    shown = float(re.search(rf"c layer 2 cell {unit}: (-?[\d.]+)", tip).group(1))
+    assert shown == pytest.approx(np.tanh(acts.c[1][100, unit]), abs=1 / 255 + 1e-3)  # one quantisation step
+    # A link to a unit the page lacks says so and opens the best cell instead.
+    missing = next(u for u in range(32) if u not in data["units"]["c/1"])
+    dom, errors = open_page(f"{tmp_path / 'r.html'}#cell=c/2/{missing}")
+    assert errors == [] and 'data-status="ready"' in dom
+    assert f"cell c/2/{missing} is not in this page" in dom
+    assert f'data-view="{cells[0].kind}/{cells[0].layer + 1}/{cells[0].unit}"' in dom
+
+
+def test_report_holds_the_top_units_by_default(shakespeare_text):
+    # Issue 16: every unit of h, c and the four gates made 2,000 characters of the default 2x256 LSTM
+    # an 8.4 MB page.
+    vocab = Vocab("char", list(shakespeare_text))
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(cell="lstm", num_layers=2, hidden_size=256, vocab_size=len(vocab)), vocab=vocab)
+    acts = activations(model.eval(), shakespeare_text[:2000])
+    found = search(acts, features.BUILTIN)
+    cells = found.best()
+    page = render_report(acts, vocab, "report", cells, "", found).encode("utf-8")
+    everything = render_report(acts, vocab, "report", cells, "", found, units=0).encode("utf-8")
+    assert len(page) < 2_000_000 and len(everything) > 4 * len(page)
+    data, T = _page_data(page.decode("utf-8")), len(acts.tokens)
+    assert data["H"] == 256 and set(data["units"]) == {f"{k}/{layer}" for k in acts.kinds() for layer in (0, 1)}
+    for key, units in data["units"].items():
+        kind, layer = key.split("/")
+        listed = {c.unit for c in cells if (c.kind, c.layer) == (kind, int(layer))}
+        assert units == sorted(set(units)) and listed <= set(units) and len(units) == max(DEFAULT_UNITS, len(listed))
+        if kind in ("h", "c"):  # each feature's best unit here, not only the overall best, is in the page
+            assert {next(s.unit for s in scores if (s.kind, s.layer) == (kind, int(layer)))
+                    for scores in found.scores.values()} <= set(units)
+        # The page's columns are those units, in that order, quantised over the shown range.
+        q = np.frombuffer(base64.b64decode(data["acts"][key]), dtype=np.uint8).reshape(T, len(units))
+        values = acts.values(kind, int(layer))[:, units]
+        values = np.tanh(values) if kind == "c" else values
+        lo, hi = data["ranges"][kind]
+        assert np.abs(q - (values - lo) / (hi - lo) * 255).max() <= 0.5 + 1e-3
 
 
 def test_inspect_cells_gates_ngram_compare_commands(tmp_path, trained_run, small_corpus):
@@ -229,10 +345,42 @@ def test_inspect_cells_gates_ngram_compare_commands(tmp_path, trained_run, small
     p = run_cli("compare", trained_run.dir, "--train", small_corpus, "--test", text, "-n", "5")
     assert p.returncode == 0 and "newline" in p.stdout and "position in line" in p.stdout
     p = run_cli("inspect", trained_run.dir, "--text", text, "--out", tmp_path / "report.html", "--max-chars", "500",
-                "--npz", tmp_path / "a.npz")
+                "--npz", tmp_path / "a.npz", "--units", "5")
     assert p.returncode == 0, p.stderr
     for name in ("report.html", "report-cells.png", "report-heatmap.png", "report-gates.png", "a.npz"):
         assert (tmp_path / name).exists(), name
+    units = _page_data((tmp_path / "report.html").read_text("utf-8"))["units"]
+    assert len(units["gate:forget/0"]) == 5 and all(len(u) >= 5 for u in units.values())
+    p = run_cli("inspect", trained_run.dir, "--text", text, "--out", tmp_path / "all.html", "--max-chars", "500",
+                "--units", "all")
+    assert p.returncode == 0, p.stderr
+    assert all(u == list(range(32)) for u in _page_data((tmp_path / "all.html").read_text("utf-8"))["units"].values())
+
+
+def test_cells_command_shows_support_and_the_left_out_features(tmp_path, trained_run, shakespeare_text):
+    # Issue 16's text: the last 20,000 characters, whose only indented line is the first ('Z' -> 'z':
+    # the small test run's vocabulary lacks 'Z').
+    text = tmp_path / "some.txt"
+    text.write_text(shakespeare_text[-20000:].replace("Z", "z"), encoding="utf-8")
+    p = run_cli("cells", trained_run.dir, "--text", text, "--top", "3", "--json", tmp_path / "c.json")
+    assert p.returncode == 0, p.stderr
+    table = p.stdout.split("\n\n")[0].splitlines()
+    assert table[0].split()[-1] == "support" and not any(line.startswith("indent_depth") for line in table)
+    assert table[-1] == ("left out (too little support): indent_depth (20 positions in 1 stretch); "
+                         "need >= 50 positions in >= 5 stretches")
+    boundary = [line for line in table if line.startswith("at_word_boundary")][0]
+    support = features.at_word_boundary(shakespeare_text[-20000:])
+    stretches = support[0] + np.sum(support[1:] & ~support[:-1])
+    assert boundary.endswith(f"n={support.sum():,} in {stretches:,} stretches")
+    cells = json.loads((tmp_path / "c.json").read_text())
+    assert "indent_depth" not in cells and cells["at_word_boundary"][0]["support"] == support.sum()
+    # The thresholds are the user's: lowered, the feature is scored (and shows how little it rests on).
+    p = run_cli("cells", trained_run.dir, "--text", text, "--only", "indent_depth", "--min-support", "20",
+                "--min-stretches", "1")
+    assert p.returncode == 0 and p.stdout.splitlines()[1].endswith("n=20 in 1 stretch"), p.stdout + p.stderr
+    p = run_cli("cells", trained_run.dir, "--text", text, "--only", "indent_depth")
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1
+    assert "no feature has enough support" in p.stderr and "indent_depth (20 positions in 1 stretch)" in p.stderr
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -242,6 +390,10 @@ def test_inspect_cells_gates_ngram_compare_commands(tmp_path, trained_run, small
     (["cells", "RUN", "--text", "TEXT", "--features", "/no/such/features.py"], "cannot load features"),
     (["ngram", "TEXT", "--test", "TEXT", "-n", "5..2"], "-n must satisfy"),
     (["inspect", "RUN", "--text", "TEXT", "--out", "/no/such/dir/r.html"], "does not exist"),
+    (["inspect", "RUN", "--text", "TEXT", "--out", "r.html", "--units", "-3"], "--units must be a number >= 0"),
+    (["inspect", "RUN", "--text", "TEXT", "--out", "r.html", "--units", "some"], "or 'all', got some"),
+    (["inspect", "RUN", "--text", "TEXT", "--out", "r.html", "--min-stretches", "-1"], "--min-stretches must be >= 0"),
+    (["cells", "RUN", "--text", "TEXT", "--min-support", "-5"], "--min-support must be >= 0, got -5"),
 ])
 def test_inspect_bad_input(tmp_path, trained_run, args, needle):
     text = tmp_path / "t.txt"
@@ -250,3 +402,17 @@ def test_inspect_bad_input(tmp_path, trained_run, args, needle):
     p = run_cli(*[sub.get(a, a) for a in args])
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and needle in p.stderr, p.stderr
+
+
+def test_unknown_characters_are_named_with_the_option_that_skips_them(tmp_path, trained_run, shakespeare_text):
+    text = tmp_path / "modern.txt"
+    text.write_text(shakespeare_text[:6000] + "\n¿Qué tal?\n", encoding="utf-8")
+    run = trained_run.dir
+    commands = {"cells": ["cells", run, "--text", text], "gates": ["gates", run, "--text", text],
+                "compare": ["compare", run, "--train", text, "--test", text, "-n", "3"],
+                "inspect": ["inspect", run, "--text", text, "--out", tmp_path / "report.html"]}
+    p = run_cli(*commands["cells"])
+    assert p.returncode == 1 and p.stderr.strip().endswith("(--unknown skip drops them)"), p.stderr
+    for name, args in commands.items():
+        p = run_cli(*args, "--unknown", "skip")
+        assert p.returncode == 0, (name, p.stderr)

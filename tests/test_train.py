@@ -274,8 +274,16 @@ def test_byte_level_run_on_text_that_is_not_utf8(tmp_path):
 
 
 def test_api_mirrors_the_commands(tmp_path, trained_run, small_corpus):
-    samples = rnnkit.sample(trained_run.dir, length=20, num_samples=3, seed=9)
+    samples = rnnkit.samples(trained_run.dir, length=20, num_samples=3, seed=9)
     assert len(samples) == 3 and all(len(s) == 20 for s in samples) and len(set(samples)) > 1
+    # One rule for both: sample -> a string, samples -> a list (even of one), from a run or a model.
+    one = rnnkit.sample(trained_run.dir, length=20, seed=9)
+    assert isinstance(one, str) and one == rnnkit.load(trained_run.dir).sample(length=20, seed=9)
+    assert rnnkit.samples(trained_run.dir, length=20, seed=9) == [one]
+    assert rnnkit.load(trained_run.dir).samples(3, length=20, seed=9) == samples
+    for call in (lambda: rnnkit.sample(trained_run.dir, num_samples=2), lambda: trained_run.model.sample(num_samples=2)):
+        with pytest.raises(ConfigError, match="use samples"):
+            call()
     assert rnnkit.evaluate(trained_run.dir)["split"] == "test"
     corpus = rnnkit.prepare(small_corpus, out=tmp_path / "prep", split="0.8,0.1,0.1")
     assert len(corpus.tokens) == 60_000 and corpus.bounds == (48_000, 54_000)

@@ -70,9 +70,13 @@ class Vocab:
             if unknown != "skip":
                 raise DataError(f"{len(missing)} character(s) not in the vocabulary: {describe_chars(missing)} "
                                 "(--unknown skip drops them)")
-            drop = set(missing)
-            text = "".join(c for c in text if c not in drop)
+            text = self.known_only(text)
         return self.encode_codepoints(codepoints_of(text))
+
+    def known_only(self, text: str) -> str:
+        """`text` without the characters this vocabulary lacks (`--unknown skip`)."""
+        drop = set(self.unknown_chars(text))
+        return "".join(c for c in text if c not in drop) if drop else text
 
     def encode_codepoints(self, cps: np.ndarray) -> np.ndarray:
         """Code points (all known to be in the vocabulary) -> ids, vectorised: a 65,536-entry table

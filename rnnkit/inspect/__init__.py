@@ -3,12 +3,12 @@ Recurrent Networks", 2015): per-step activations, an HTML heat-map report, the i
 search, gate saturation and character n-gram baselines."""
 
 from .activations import Activations, activations
-from .cells import CellScore, search
+from .cells import CellScore, CellSearch, FeatureSupport, search
 from .compare import Comparison, compare
 from .features import BUILTIN as FEATURES
 from .gates import saturation
 from .ngram import NGramModel, loss_by_order
 from .report import render_report
 
-__all__ = ["Activations", "CellScore", "Comparison", "FEATURES", "NGramModel", "activations", "compare",
+__all__ = ["Activations", "CellScore", "CellSearch", "Comparison", "FeatureSupport", "FEATURES", "NGramModel", "activations", "compare",
            "loss_by_order", "render_report", "saturation", "search"]

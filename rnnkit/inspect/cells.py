@@ -5,6 +5,15 @@ of the text (rnnkit.inspect.features), score how well the unit's activation trac
 Pearson correlation for numeric features, ROC AUC for boolean ones. A unit that is low where the
 feature holds is as interpretable as one that is high, so the score is |r| or max(AUC, 1 - AUC)
 and the direction is kept separately. `search` ranks all units per feature.
+
+A feature is only scored when the text gives it enough support: positions whose value differs from
+the feature's most common value (MIN_SUPPORT), in enough separate stretches (MIN_STRETCHES). The
+state starts from zeros, so nearly every unit has a warm-up transient over the first characters; a
+feature that holds only there (one indented line at the top of an excerpt) is matched perfectly by
+any such unit, and a score of 1.000 from one 20-character stretch says nothing. Stretches count
+too because one long stretch is still one event (a stray '<' in code opens an "XML tag" that lasts
+thousands of characters), which any slowly drifting unit separates. Such features are left out and
+reported with their support instead.
 """
 
 from __future__ import annotations
@@ -13,8 +22,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import MIN_STRETCHES, MIN_SUPPORT
 from ..errors import DataError
 from .activations import Activations
+
+
+
+
+@dataclass
+class FeatureSupport:
+    """How much of the text a feature has to be judged on."""
+
+    feature: str
+    positions: int  # applicable (non-NaN) positions whose value differs from the feature's most common value
+    stretches: int  # maximal runs of consecutive such positions
+
+    def describe(self) -> str:
+        return f"n={self.positions:,} in {self.stretches:,} stretch{'' if self.stretches == 1 else 'es'}"
 
 
 @dataclass
@@ -26,12 +50,54 @@ class CellScore:
     layer: int  # 0-based
     kind: str  # "h", "c" or "gate:<name>"
     unit: int
+    support: int = 0  # the feature's FeatureSupport.positions in the scored text
+    stretches: int = 0  # ... and its FeatureSupport.stretches
 
     def describe(self) -> str:
         direction = ("+" if self.raw >= (0 if self.metric == "pearson" else 0.5) else "-")
         value = f"r = {self.raw:+.3f}" if self.metric == "pearson" else f"AUC = {self.raw:.3f}"
+        support = FeatureSupport(self.feature, self.support, self.stretches).describe()
         return (f"{self.feature:<18} layer {self.layer + 1} {self.kind:<15} unit {self.unit:<4} "
-                f"{value} ({direction}, score {self.score:.3f})")
+                f"{value:<11} ({direction}, score {self.score:.3f})  {support}")
+
+
+@dataclass
+class CellSearch:
+    """What `search` found: every scored feature's units, and the features it would not score."""
+
+    scores: dict[str, list[CellScore]]  # feature -> every unit's score, best first
+    left_out: list[FeatureSupport]  # features that vary, but with too little support to be scored
+    min_support: int  # the thresholds they missed
+    min_stretches: int
+
+    def best(self) -> list[CellScore]:
+        """Each scored feature's best unit, best first."""
+        return sorted((s[0] for s in self.scores.values() if s), key=lambda s: -s.score)
+
+    def left_out_line(self) -> str:
+        """One line naming the left-out features, or "" when there are none."""
+        if not self.left_out:
+            return ""
+        each = ", ".join(f"{f.feature} ({f.positions:,} position{'' if f.positions == 1 else 's'} in "
+                         f"{f.stretches:,} stretch{'' if f.stretches == 1 else 'es'})" for f in self.left_out)
+        return (f"left out (too little support): {each}; need >= {self.min_support:,} positions in "
+                f">= {self.min_stretches:,} stretches")
+
+
+def feature_support(name: str, values: np.ndarray) -> FeatureSupport:
+    """Support of a feature's values (T,), NaN where it does not apply.
+
+    Counted against the most common value, so a yes/no feature's support is its rarer answer and a
+    number's is every position off its usual level (an indent depth is 0 on most lines of prose).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    keep = ~np.isnan(values)
+    if not keep.any():
+        return FeatureSupport(name, 0, 0)
+    levels, counts = np.unique(values[keep], return_counts=True)
+    away = keep & (values != levels[np.argmax(counts)])  # (T,); a NaN gap ends a stretch
+    starts = int(away[0]) + int(np.count_nonzero(away[1:] & ~away[:-1]))
+    return FeatureSupport(name, int(away.sum()), starts)
 
 
 def pearson_columns(A: np.ndarray, f: np.ndarray) -> np.ndarray:
@@ -76,19 +142,26 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def search(acts: Activations, features: dict, kinds: list[str] | None = None) -> dict[str, list[CellScore]]:
-    """Score every unit against every feature; returns feature -> scores sorted best first."""
+def search(acts: Activations, features: dict, kinds: list[str] | None = None, min_support: int = MIN_SUPPORT,
+           min_stretches: int = MIN_STRETCHES) -> CellSearch:
+    """Score every unit against every feature with enough support (see the module docstring)."""
+    if min_support < 0 or min_stretches < 0:
+        raise DataError(f"the minimum support must be >= 0, got {min_support} positions in {min_stretches} stretches")
     kinds = kinds or [k for k in acts.kinds() if not k.startswith("gate:")]
     T = len(acts.tokens)
-    results, ranks = {}, {}
+    results, ranks, left_out = {}, {}, []
     for name, fn in features.items():
         values = np.asarray(fn(acts.text))
         if values.shape != (T,):
             raise DataError(f"feature {name!r} returned shape {values.shape}, expected ({T},): one value per character")
+        support = feature_support(name, values)
+        if support.positions == 0:
+            continue  # the feature never changes in this text: nothing to track
+        if support.positions < min_support or support.stretches < min_stretches:
+            left_out.append(support)
+            continue
         keep = ~np.isnan(values.astype(np.float64))  # NaN: the feature does not apply here
         values = values[keep]
-        if len(values) < 2 or np.all(values == values[0]):
-            continue  # the feature never changes in this text: nothing to track
         is_bool = values.dtype == bool or set(np.unique(values).tolist()) <= {0, 1}
         scores = []
         for kind in kinds:
@@ -104,13 +177,13 @@ def search(acts: Activations, features: dict, kinds: list[str] | None = None) ->
                     raw = pearson_columns(A, values.astype(np.float64))
                     score = np.abs(raw)
                 scores += [CellScore(name, "auc" if is_bool else "pearson", float(score[j]), float(raw[j]), layer,
-                                     kind, j) for j in range(A.shape[1])]
+                                     kind, j, support.positions, support.stretches) for j in range(A.shape[1])]
         results[name] = sorted(scores, key=lambda s: -s.score)
-    return results
+    return CellSearch(results, left_out, min_support, min_stretches)
 
 
-def best_table(results: dict[str, list[CellScore]]) -> str:
-    """One line per feature: its best unit, best features first."""
-    best = sorted((scores[0] for scores in results.values() if scores), key=lambda s: -s.score)
-    header = f"{'feature':<18} {'best unit':<33} {'measure':<14} score"
-    return "\n".join([header] + [s.describe() for s in best])
+def best_table(found: CellSearch) -> str:
+    """One line per scored feature (its best unit, best features first), then the left-out ones."""
+    header = f"{'feature':<18} {'best unit':<33} {'measure':<11} {'(sign, score)':<17} support"
+    lines = [header] + [s.describe() for s in found.best()]
+    return "\n".join(lines + ([found.left_out_line()] if found.left_out else []))

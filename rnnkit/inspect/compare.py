@@ -84,11 +84,14 @@ class Comparison:
         save_png(fig, path)
 
 
-def compare(model, train_text: str, test_text: str, max_n: int = 20) -> Comparison:
+def compare(model, train_text: str, test_text: str, max_n: int = 20, unknown: str = "error") -> Comparison:
     """Fit n-grams of order 1..max_n on `train_text`, pick the best on `test_text`, and line it up
-    against `model` (a CharRNN with its vocabulary) position by position."""
+    against `model` (a CharRNN with its vocabulary) position by position. `unknown`: test characters
+    the RNN's vocabulary lacks are an "error", or "skip" drops them from the test text (for both)."""
     # Both models see the text with the line endings the RNN's run trained on.
     train_text, test_text = model.normalize_text(train_text), model.normalize_text(test_text)
+    if unknown == "skip":
+        test_text = model.vocab.known_only(test_text)
     vocab = joint_vocab(train_text, test_text)
     train_tokens, test_tokens = vocab.encode(train_text), vocab.encode(test_text)
     by_order = loss_by_order(train_tokens, test_tokens, max_n, len(vocab))

@@ -6,7 +6,8 @@ describes the situation *after reading character t*, which is what the state aft
 (an opening quote is already inside the quotes; a closing one is already outside).
 
 Users add their own: any function `f(text: str) -> sequence of T numbers or booleans`. NaN marks
-positions where a feature does not apply; the search leaves them out.
+positions where a feature does not apply; the search leaves them out, and leaves out a whole feature
+that differs from its most common value too rarely (rnnkit.inspect.cells.MIN_SUPPORT).
 """
 
 from __future__ import annotations

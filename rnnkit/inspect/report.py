@@ -5,12 +5,20 @@ by one cell's activation, blue (-1 or shut) to red (+1 or open) as in the paper 
 controls switch the layer, the cell and the quantity (h, the LSTM cell state c shown as tanh(c), or
 a gate); hovering a character shows the model's top-5 guesses for the next one; a loss view
 colours every character by how surprised the model was; the cells found by the interpretable-cell
-search are listed with their scores and open with one click. A link can open a given view:
-`report.html#cell=c/2/242` (quantity, layer from 1, cell), `#view=loss`, or `#hover=120` (character
-120's tooltip, as if the pointer were on it).
+search are listed with their scores and support and open with one click, and the features it left
+out for too little support are named. A link can open a given view: `report.html#cell=c/2/242`
+(quantity, layer from 1, cell; a cell the page does not hold is named as missing and the best cell
+opens instead), `#view=loss`, or `#hover=120` (character 120's tooltip, as if the pointer were on
+it).
 
-Activations travel inside the page as base64 bytes (each value quantised to 256 levels over its
-known range), which keeps a few thousand characters of a 2x256 LSTM to a few megabytes.
+Activations travel inside the page as base64 bytes, each value quantised to 256 levels over its
+known range. Every unit of every quantity would make 2,000 characters of a 2x256 LSTM an 8 MB page
+(2,000 x 256 units x 2 layers x 6 quantities), so by default only `DEFAULT_UNITS` units of each
+quantity and layer are inlined (`choose_units`): every cell the page lists, the units the search
+ranked highest for any feature, and then the units that vary most over the shown text. That page
+is about 1.2 MB; the cell selector offers only the units present and says how many there are, and
+`units=0` (`rnnkit inspect --units all`) inlines them all. (Deflating the bytes instead, for the
+browser's DecompressionStream, saves only a sixth: 6.1 MB of quantised values became 5.1 MB.)
 """
 
 from __future__ import annotations
@@ -21,8 +29,12 @@ import json
 
 import numpy as np
 
+from ..config import DEFAULT_UNITS
+from ..errors import DataError
 from ..plotting import pyplot, save_png
 from .activations import Activations, describe_symbol
+from .cells import CellScore, CellSearch
+
 
 # Value range of each quantity, for colouring: tanh-bounded, or sigmoid gates in [0, 1].
 _TANH_GATES = {"candidate", "new"}
@@ -34,17 +46,65 @@ def _range(kind: str) -> tuple[float, float]:
     return -1.0, 1.0
 
 
+def _shown(values: np.ndarray, kind: str) -> np.ndarray:
+    """What the page colours by: the cell state is unbounded, so the paper colours tanh(c)."""
+    return np.tanh(values) if kind == "c" else values
+
+
 def _quantise(values: np.ndarray, kind: str) -> str:
     lo, hi = _range(kind)
-    if kind == "c":
-        values = np.tanh(values)  # the cell state is unbounded; the paper colours tanh(c)
-    q = np.clip(np.rint((values - lo) / (hi - lo) * 255), 0, 255).astype(np.uint8)  # (T, H)
+    q = np.clip(np.rint((_shown(values, kind) - lo) / (hi - lo) * 255), 0, 255).astype(np.uint8)  # (T, n)
     return base64.b64encode(q.tobytes()).decode("ascii")
 
 
-def render_report(acts: Activations, vocab, title: str, cells: list | None = None, info: str = "") -> str:
-    """The report page as a string. `cells`: CellScore list from rnnkit.inspect.cells (may be empty)."""
+def choose_units(acts: Activations, per_layer: int = DEFAULT_UNITS, cells: list[CellScore] | None = None,
+                 found: CellSearch | None = None) -> dict[str, list[int]]:
+    """The units to inline for each quantity and layer: "kind/layer" (layer 0-based) -> sorted units.
+
+    Up to `per_layer` units each (every unit when it is 0 or at least H): first every unit in
+    `cells`, so each listed cell opens, even past the limit; then, up to half the limit, the units
+    `found` ranked highest, taking each feature's next best in turn so that one feature many units
+    track (position in the line) does not crowd out the rest; then the units whose shown value
+    varies most over the text, which covers the quantities the search did not score (the gates).
+    """
+    if per_layer < 0:
+        raise DataError(f"the number of units per quantity and layer must be >= 0 (0: all), got {per_layer}")
+    H = acts.h[0].shape[1]
+    everything = per_layer == 0 or per_layer >= H
+    features = sorted(found.scores.values(), key=lambda s: -s[0].score) if found else []
+    chosen = {}
+    for kind in acts.kinds():
+        for layer in range(len(acts.h)):
+            if everything:
+                chosen[f"{kind}/{layer}"] = list(range(H))
+                continue
+            units = dict.fromkeys(c.unit for c in (cells or []) if (c.kind, c.layer) == (kind, layer))
+            ranked = [[s.unit for s in scores if (s.kind, s.layer) == (kind, layer)] for scores in features]
+            for rank in range(H):
+                for r in ranked:
+                    if len(units) < per_layer // 2 and rank < len(r):
+                        units.setdefault(r[rank])
+                if len(units) >= per_layer // 2:
+                    break
+            spread = _shown(acts.values(kind, layer), kind).std(axis=0)  # (H,)
+            for unit in np.argsort(-spread, kind="stable"):
+                if len(units) >= per_layer:
+                    break
+                units.setdefault(int(unit))
+            chosen[f"{kind}/{layer}"] = sorted(units)
+    return chosen
+
+
+def render_report(acts: Activations, vocab, title: str, cells: list[CellScore] | None = None, info: str = "",
+                  found: CellSearch | None = None, units: int = DEFAULT_UNITS) -> str:
+    """The report page as a string.
+
+    `cells`: the CellScores to list (may be empty); `found`: the whole search, which picks the units
+    to inline (`choose_units`) and names the features left out; `units`: units of each quantity and
+    layer to inline, 0 for all of them.
+    """
     T, H, L = len(acts.tokens), acts.h[0].shape[1], len(acts.h)
+    present = choose_units(acts, units, cells, found)
     data = {
         "chars": acts.chars,
         "loss": [None if np.isnan(x) else round(float(x), 3) for x in acts.loss],
@@ -52,9 +112,13 @@ def render_report(acts: Activations, vocab, title: str, cells: list | None = Non
                 for ids, probs in zip(acts.top_ids, acts.top_probs)],
         "T": T, "H": H, "L": L, "kinds": acts.kinds(),
         "ranges": {k: _range(k) for k in acts.kinds()},
-        "acts": {f"{k}/{layer}": _quantise(acts.values(k, layer), k) for k in acts.kinds() for layer in range(L)},
+        "units": present,  # "kind/layer" -> the units present; acts[key] holds their columns, in this order
+        "acts": {f"{k}/{layer}": _quantise(acts.values(k, layer)[:, present[f"{k}/{layer}"]], k)
+                 for k in acts.kinds() for layer in range(L)},
         "cells": [{"feature": c.feature, "metric": c.metric, "score": round(c.score, 3), "raw": round(c.raw, 3),
-                   "layer": c.layer, "kind": c.kind, "unit": c.unit} for c in (cells or [])],
+                   "layer": c.layer, "kind": c.kind, "unit": c.unit, "support": c.support, "stretches": c.stretches}
+                  for c in (cells or [])],
+        "leftOut": found.left_out_line() if found else "",
     }
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     return _PAGE.replace("__TITLE__", html.escape(title)).replace("__INFO__", html.escape(info)) \
@@ -86,7 +150,7 @@ _PAGE = r"""<!DOCTYPE html>
  #tip table { border-collapse: collapse; } #tip td { padding: 0 6px 0 0; font-family: ui-monospace, monospace; }
  .legend { display: inline-block; width: 140px; height: 10px; vertical-align: middle;
            background: linear-gradient(to right, rgb(71,71,255), #fff, rgb(255,71,71)); border: 1px solid #ccc; }
- #error { color: #b00; font-weight: bold; }
+ #error, #missing { color: #b00; font-weight: bold; }
 </style></head>
 <body data-status="loading">
 <header>
@@ -95,13 +159,14 @@ _PAGE = r"""<!DOCTYPE html>
   <label>view <select id="mode"><option value="act">cell activation</option><option value="loss">loss per character</option></select></label>
   <label>quantity <select id="kind"></select></label>
   <label>layer <select id="layer"></select></label>
-  <label>cell <input id="unit" type="number" min="0" value="0" style="width:5em"> <input id="unitSlider" type="range" min="0" value="0"></label>
+  <label>cell <select id="unit"></select> <input id="unitSlider" type="range" min="0" value="0"></label>
+  <span id="unitNote" class="info"></span>
   <span id="legend"><span class="legend"></span> <span id="legendText"></span></span>
-  <span id="error"></span>
+  <span id="missing"></span> <span id="error"></span>
  </div>
 </header>
 <main><div id="text"></div>
-<aside><h2>Cells found by the search</h2><div id="cells"></div></aside></main>
+<aside><h2>Cells found by the search</h2><div id="cells"></div><p id="leftOut" class="info"></p></aside></main>
 <div id="tip"></div>
 <script id="data" type="application/json">__DATA__</script>
 <script>
@@ -109,14 +174,20 @@ _PAGE = r"""<!DOCTYPE html>
 window.onerror = function (msg) { document.body.dataset.status = "error"; document.getElementById("error").textContent = "error: " + msg; };
 const D = JSON.parse(document.getElementById("data").textContent);
 const $ = (id) => document.getElementById(id);
-const bytes = {};  // "kind/layer" -> Uint8Array of T*H quantised values, decoded on first use
+const bytes = {};  // "kind/layer" -> Uint8Array of T x (units present) quantised values, decoded on first use
 function acts(kind, layer) {
   const key = kind + "/" + layer;
   if (!bytes[key]) { const s = atob(D.acts[key]); const a = new Uint8Array(s.length);
     for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); bytes[key] = a; }
   return bytes[key];
 }
+// The page may hold only some units of each quantity and layer (rnnkit inspect --units): a unit's
+// column is its place in D.units[key], not its number.
+const column = {};  // "kind/layer" -> Map(unit -> column)
+for (const key in D.units) column[key] = new Map(D.units[key].map((u, j) => [u, j]));
 function value(q, kind) { const r = D.ranges[kind]; return r[0] + (r[1] - r[0]) * q / 255; }
+function at(kind, layer, unit, t) { const key = kind + "/" + layer;
+  return value(acts(kind, layer)[t * D.units[key].length + column[key].get(unit)], kind); }
 function diverging(v) {  // -1 blue, 0 white, +1 red; never so dark that black text is lost
   const a = Math.round(255 * (1 - 0.72 * Math.min(1, Math.abs(v))));
   return v >= 0 ? `rgb(255,${a},${a})` : `rgb(${a},${a},255)`;
@@ -127,18 +198,30 @@ D.chars.forEach((c, t) => { const s = document.createElement("span"); s.textCont
   spans.push(s); text.appendChild(s); });
 D.kinds.forEach((k) => { const o = document.createElement("option"); o.value = k; o.textContent = k.replace("gate:", "gate: "); $("kind").appendChild(o); });
 for (let l = 0; l < D.L; l++) { const o = document.createElement("option"); o.value = l; o.textContent = l + 1; $("layer").appendChild(o); }
-$("unit").max = $("unitSlider").max = D.H - 1;
-function state() { return { mode: $("mode").value, kind: $("kind").value, layer: +$("layer").value,
-                            unit: Math.max(0, Math.min(D.H - 1, +$("unit").value || 0)) }; }
+const listed = {};  // "kind/layer/unit" -> the features whose best cell it is, named in the selector
+D.cells.forEach((c) => { const k = `${c.kind}/${c.layer}/${c.unit}`; (listed[k] = listed[k] || []).push(c.feature); });
+function fillUnits(kind, layer, keep) {  // the selector offers only the units in the page
+  const units = D.units[kind + "/" + layer], sel = $("unit");
+  sel.textContent = "";
+  units.forEach((u) => { const o = document.createElement("option"); o.value = u;
+    const f = listed[`${kind}/${layer}/${u}`]; o.textContent = f ? `${u} (${f.join(", ")})` : u; sel.appendChild(o); });
+  const unit = units.includes(keep) ? keep : units[0];
+  sel.value = unit; $("unitSlider").max = units.length - 1; $("unitSlider").value = units.indexOf(unit);
+  $("unitNote").textContent = units.length === D.H ? `all ${D.H} cells` : `${units.length} of ${D.H} cells in this ` +
+    "page: the listed ones, the search's best and the most variable (rnnkit inspect --units all for every cell)";
+}
+function state() { return { mode: $("mode").value, kind: $("kind").value, layer: +$("layer").value, unit: +$("unit").value }; }
 function paint() {
   const s = state();
+  document.body.dataset.view = s.mode === "loss" ? "loss" : `${s.kind}/${s.layer + 1}/${s.unit}`;  // as in #cell=
   if (s.mode === "loss") {
     spans.forEach((el, t) => { const x = D.loss[t]; const v = x === null ? 0 : Math.min(1, x / 6);
       const a = Math.round(255 * (1 - 0.72 * v)); el.style.background = `rgb(255,${a},${a})`; });
     $("legendText").textContent = "loss: white 0, red >= 6 nats";
   } else {
-    const a = acts(s.kind, s.layer), r = D.ranges[s.kind];
-    spans.forEach((el, t) => { let v = value(a[t * D.H + s.unit], s.kind);
+    const key = s.kind + "/" + s.layer, a = acts(s.kind, s.layer), r = D.ranges[s.kind];
+    const n = D.units[key].length, j = column[key].get(s.unit);
+    spans.forEach((el, t) => { let v = value(a[t * n + j], s.kind);
       if (r[0] === 0) v = 2 * v - 1;  // gates in [0, 1]: shut blue, open red
       el.style.background = diverging(v); });
     $("legendText").textContent = r[0] === 0 ? "0 (shut) to 1 (open)" : (s.kind === "c" ? "tanh(c): -1 to +1" : "-1 to +1");
@@ -147,15 +230,18 @@ function paint() {
     s.mode === "act" && b.dataset.kind === s.kind && +b.dataset.layer === s.layer && +b.dataset.unit === s.unit));
 }
 function show(kind, layer, unit) { $("mode").value = "act"; $("kind").value = kind; $("layer").value = layer;
-  $("unit").value = $("unitSlider").value = unit; paint(); }
+  fillUnits(kind, layer, unit); paint(); }
 D.cells.forEach((c) => { const b = document.createElement("button");
   b.dataset.kind = c.kind; b.dataset.layer = c.layer; b.dataset.unit = c.unit;
-  b.textContent = `${c.feature}: layer ${c.layer + 1} ${c.kind} #${c.unit}, ` + (c.metric === "auc" ? `AUC ${c.raw}` : `r ${c.raw}`);
+  b.textContent = `${c.feature}: layer ${c.layer + 1} ${c.kind} #${c.unit}, ` + (c.metric === "auc" ? `AUC ${c.raw}` : `r ${c.raw}`) +
+    ` (n=${c.support.toLocaleString("en")} in ${c.stretches.toLocaleString("en")} stretch${c.stretches === 1 ? "" : "es"})`;
   b.onclick = () => show(c.kind, c.layer, c.unit); $("cells").appendChild(b); });
 if (!D.cells.length) $("cells").textContent = "none (run with the search enabled)";
-["mode", "kind", "layer"].forEach((id) => $(id).onchange = paint);
-$("unit").oninput = () => { $("unitSlider").value = $("unit").value; paint(); };
-$("unitSlider").oninput = () => { $("unit").value = $("unitSlider").value; paint(); };
+$("leftOut").textContent = D.leftOut;
+$("mode").onchange = paint;
+["kind", "layer"].forEach((id) => $(id).onchange = () => { fillUnits($("kind").value, +$("layer").value, +$("unit").value); paint(); });
+$("unit").onchange = () => { $("unitSlider").value = D.units[$("kind").value + "/" + $("layer").value].indexOf(+$("unit").value); paint(); };
+$("unitSlider").oninput = () => { $("unit").value = D.units[$("kind").value + "/" + $("layer").value][+$("unitSlider").value]; paint(); };
 const tip = $("tip");
 function esc(s) { return s.replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]); }
 let hovered = null;
@@ -164,7 +250,7 @@ text.onmousemove = (e) => {
   if (hovered) hovered.classList.remove("hover");
   if (t === undefined) { tip.style.display = "none"; hovered = null; return; }
   const s = state(), i = +t; hovered = e.target; hovered.classList.add("hover");
-  const v = value(acts(s.kind, s.layer)[i * D.H + s.unit], s.kind);
+  const v = at(s.kind, s.layer, s.unit, i);
   let rows = D.top[i].map(([c, p]) => `<tr><td>${esc(c)}</td><td>${(100 * p).toFixed(1)}%</td></tr>`).join("");
   tip.innerHTML = `<b>${esc(JSON.stringify(D.chars[i]))}</b> at ${i}<br>${s.kind} layer ${s.layer + 1} cell ${s.unit}: ${v.toFixed(3)}` +
     `<br>loss: ${D.loss[i] === null ? "n/a" : D.loss[i].toFixed(3) + " nats"}<br>next character guesses:<table>${rows}</table>`;
@@ -175,10 +261,13 @@ text.onmouseleave = () => { tip.style.display = "none"; };
 // A link can open a given view: report.html#cell=c/2/242 (quantity/layer/cell, layer from 1) or #view=loss.
 const want = new URLSearchParams(location.hash.slice(1));
 const asked = (want.get("cell") || "").split("/");
-if (asked.length === 3 && D.kinds.includes(asked[0]) && +asked[1] >= 1 && +asked[1] <= D.L && +asked[2] >= 0 && +asked[2] < D.H)
+const askedKey = asked[0] + "/" + (+asked[1] - 1);
+if (asked.length === 3 && column[askedKey] && column[askedKey].has(+asked[2]))
   show(asked[0], +asked[1] - 1, +asked[2]);
 else if (D.cells.length) show(D.cells[0].kind, D.cells[0].layer, D.cells[0].unit);
-else paint();
+else show(D.kinds[0], 0, D.units[D.kinds[0] + "/0"][0]);
+if (want.get("cell") !== null && !(column[askedKey] && column[askedKey].has(+asked[2])))
+  $("missing").textContent = `cell ${want.get("cell")} is not in this page (rnnkit inspect --units all holds every cell)`;
 if (want.get("view") === "loss") { $("mode").value = "loss"; paint(); }
 // #hover=T shows character T's tooltip as if the pointer were on it (for screenshots and tests).
 if (want.get("hover") !== null && spans[+want.get("hover")])

@@ -15,7 +15,7 @@ from . import cells as cell_search
 from . import gates as gate_stats
 from .activations import Activations, activations
 from .features import BUILTIN, load_features
-from .report import plot_heatmap, render_report
+from .report import DEFAULT_UNITS, plot_heatmap, render_report
 
 
 def feature_set(user_features: str | None = None, only: list[str] | None = None) -> dict:
@@ -44,15 +44,16 @@ def kinds_for(acts: Activations, which: str) -> list[str]:
     return chosen
 
 
-def find_cells(model, text: str, features: dict, kinds: str = "state") -> dict:
-    acts = activations(model, text)
-    return cell_search.search(acts, features, kinds_for(acts, kinds))
+def find_cells(model, text: str, features: dict, kinds: str = "state", min_support: int = cell_search.MIN_SUPPORT,
+               min_stretches: int = cell_search.MIN_STRETCHES, unknown: str = "error") -> cell_search.CellSearch:
+    acts = activations(model, text, unknown=unknown)
+    return cell_search.search(acts, features, kinds_for(acts, kinds), min_support, min_stretches)
 
 
-def plot_best_cells(results: dict, path: Path) -> None:
-    """Bar chart: the best unit's score for every feature."""
+def plot_best_cells(found: cell_search.CellSearch, path: Path) -> None:
+    """Bar chart: the best unit's score for every scored feature."""
     plt = pyplot()
-    best = sorted((s[0] for s in results.values() if s), key=lambda s: s.score)
+    best = found.best()[::-1]  # barh draws bottom up: the best on top
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(best) + 1.2), dpi=110)
     ax.barh([f"{s.feature} (L{s.layer + 1} {s.kind} #{s.unit})" for s in best], [s.score for s in best],
             color=["tab:orange" if s.metric == "auc" else "tab:blue" for s in best])
@@ -65,24 +66,29 @@ def plot_best_cells(results: dict, path: Path) -> None:
 
 def inspect(model, text_path: str | Path, out: str | Path, max_chars: int = 2000, search_chars: int = 20000,
             features: dict | None = None, npz: str | Path | None = None, lstmvis: str | Path | None = None,
-            title: str = "") -> dict:
-    """Write the HTML report (and its PNG figures beside it); returns what was written and found."""
+            title: str = "", units: int = DEFAULT_UNITS, min_support: int = cell_search.MIN_SUPPORT,
+            min_stretches: int = cell_search.MIN_STRETCHES, unknown: str = "error") -> dict:
+    """Write the HTML report (and its PNG figures beside it); returns what was written and found.
+
+    `units`: units of each quantity and layer inlined in the page (0: all; see report.choose_units).
+    `unknown`: characters of the text that the vocabulary lacks: "error" or "skip" them.
+    """
     out = Path(out)
     if not out.parent.is_dir():
         raise DataError(f"the report's directory {out.parent} does not exist")
     text = read_text(text_path, max(search_chars, max_chars))
-    scored = activations(model, text)  # the search and the gate statistics use all of it
+    scored = activations(model, text, unknown=unknown)  # the search and the gate statistics use all of it
     acts = scored.head(max_chars)  # the page shows the start (causal: the same values as a shorter run)
-    results = cell_search.search(scored, features if features is not None else BUILTIN)
-    best = sorted((s[0] for s in results.values() if s), key=lambda s: -s.score)
+    found = cell_search.search(scored, features if features is not None else BUILTIN, None, min_support, min_stretches)
+    best = found.best()
     cfg = model.config
     info = (f"{cfg.cell} {cfg.num_layers}x{cfg.hidden_size} on {len(acts.tokens):,} characters of "
             f"{Path(text_path).name}; cells scored on {len(text):,} characters")
-    page = render_report(acts, model.vocab, title or f"rnnkit: inside {Path(text_path).name}", best, info)
+    page = render_report(acts, model.vocab, title or f"rnnkit: inside {Path(text_path).name}", best, info, found, units)
     atomic_write_bytes(out, page.encode("utf-8"))
     written = [out]
     if best:
-        plot_best_cells(results, out.with_name(out.stem + "-cells.png"))
+        plot_best_cells(found, out.with_name(out.stem + "-cells.png"))
         top = best[0]
         plot_heatmap(acts, top.kind, top.layer, top.unit, out.with_name(out.stem + "-heatmap.png"),
                      title=f"{top.feature}: layer {top.layer + 1} {top.kind} cell {top.unit} "
@@ -97,7 +103,7 @@ def inspect(model, text_path: str | Path, out: str | Path, max_chars: int = 2000
         written.append(Path(npz))
     if lstmvis:
         written.append(acts.save_lstmvis(lstmvis, model.vocab))
-    return {"written": written, "cells": best, "gates": gate_stats.summary(stats)}
+    return {"written": written, "cells": best, "left_out": found.left_out_line(), "gates": gate_stats.summary(stats)}
 
 
 def ngram_table(by_order: dict) -> str:

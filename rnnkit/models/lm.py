@@ -139,9 +139,15 @@ class CharRNN(nn.Module):
         return normalize_newlines(text)
 
     def sample(self, **options) -> str:
-        """Generate text; the options are `rnnkit sample`'s (length, temperature, top_k, prime, ...)."""
+        """One sample, a string (prime included); the options are `rnnkit sample`'s (length,
+        temperature, top_k, prime, ...)."""
         from ..sample import sample_text
         return sample_text(self, **options)
+
+    def samples(self, num_samples: int, **options) -> list[str]:
+        """`num_samples` independent samples, generated together as a batch; always a list."""
+        from ..sample import generate
+        return generate(self, num_samples, **options)
 
     def evaluate(self, text: str, unknown: str = "error") -> dict:
         """Loss on `text`: {'nats', 'bpc', 'perplexity', 'chars'} (nats and bits per character)."""
