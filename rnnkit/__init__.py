@@ -11,6 +11,9 @@ The names below are imported on first use (PEP 562), so that `import rnnkit` and
 `--help` and usage errors do not pay for importing PyTorch (over a second) before they need it.
 """
 
+import sys
+import types
+
 __version__ = "0.1.0"
 
 # public name -> the module that defines it
@@ -22,6 +25,21 @@ _EXPORTS = {
 _RENAMED = {"prepare": "prepare_text"}  # rnnkit.prepare is rnnkit.data.prepare_text
 
 __all__ = sorted([*_EXPORTS, "__version__"])
+
+
+class _Package(types.ModuleType):
+    """This package's module type. Importing a submodule binds it to the package's attribute of the
+    same name (`rnnkit.train` = the module rnnkit/train.py); the public function must keep the name,
+    as it did when this file imported everything at once, so those bindings are not kept (the
+    submodules stay importable as `rnnkit.train` through sys.modules)."""
+
+    def __setattr__(self, name, value):
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):
