@@ -407,9 +407,9 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
             train_cfg = resume_limits(train_cfg, limits, start["step"], epochs, start["elapsed"])
             reached = stop_reason(train_cfg, start["step"], epochs, start["elapsed"])
             if reached:  # nothing new was asked for, and the stored limit is behind it: nothing to train
-                log(f"{run_dir} already reached {describe_limit(train_cfg, reached, start['step'], epochs, start['elapsed'])}"
-                    "; to train further give --max-steps or --max-epochs (higher; both count from the start) "
-                    "or --budget (more time)")
+                where = describe_limit(train_cfg, reached, start["step"], epochs, start["elapsed"])
+                log(f"{run_dir} already reached {where}; to train further give --max-steps or --max-epochs "
+                    "(higher; both count from the start) or --budget (more time)")
                 if d.is_main and not (run_dir / ckpt.LOSS_PNG).exists():  # a process killed before drawing it
                     plot_losses(run_dir / ckpt.METRICS, run_dir / ckpt.LOSS_PNG)
                 return Run(run_dir, ckpt.load(run_dir, "best", device=str(device)), start["step"],

@@ -10,5 +10,5 @@ from .gates import saturation
 from .ngram import NGramModel, loss_by_order
 from .report import render_report
 
-__all__ = ["Activations", "CellScore", "CellSearch", "Comparison", "FeatureSupport", "FEATURES", "NGramModel", "activations", "compare",
-           "loss_by_order", "render_report", "saturation", "search"]
+__all__ = ["Activations", "CellScore", "CellSearch", "Comparison", "FeatureSupport", "FEATURES", "NGramModel",
+           "activations", "compare", "loss_by_order", "render_report", "saturation", "search"]
