@@ -19,8 +19,8 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _EXPORTS = {
     "CharRNN": ".models", "DataConfig": ".config", "ModelConfig": ".config", "SampleConfig": ".config",
-    "TrainConfig": ".config", "Run": ".train", "RnnkitError": ".errors", "Vocab": ".data", "evaluate": ".evaluate",
-    "load": ".checkpoint", "prepare": ".data", "sample": ".sample", "samples": ".sample", "train": ".train",
+    "TrainConfig": ".config", "Run": ".train", "RnnkitError": ".errors", "Vocab": ".data", "evaluate": ".api",
+    "load": ".tasks", "prepare": ".data", "sample": ".api", "samples": ".api", "train": ".train",
 }
 _RENAMED = {"prepare": "prepare_text"}  # rnnkit.prepare is rnnkit.data.prepare_text
 

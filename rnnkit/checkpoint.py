@@ -29,9 +29,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from . import __version__
-from .config import DataConfig, ModelConfig, TrainConfig, build
-from .data.vocab import Vocab
-from .errors import CheckpointError, RnnkitError, RunDirLocked
+from .errors import CheckpointError, RunDirLocked
 from .io import atomic_write_bytes, atomic_write_json
 
 CONFIG = "config.json"
@@ -127,31 +125,49 @@ def create_run_dir(path: str | Path, force: bool = False) -> Path:
     return path
 
 
-def write_config(run_dir: Path, model: ModelConfig, data: DataConfig, train: TrainConfig, vocab: Vocab) -> None:
+def write_config(run_dir: Path, task: str, configs: dict, extra: dict) -> None:
+    """config.json: the task's name, its configs (dataclasses, by section name: model, data, train)
+    and whatever else the task needs to rebuild its model (`extra`: vocabulary, labels ...)."""
     from dataclasses import asdict
-    atomic_write_json(run_dir / CONFIG, {"rnnkit_version": __version__, "model": asdict(model),
-                                         "data": asdict(data), "train": asdict(train), "vocab": vocab.to_json()})
+    atomic_write_json(run_dir / CONFIG, {"rnnkit_version": __version__, "task": task,
+                                         **{name: asdict(cfg) for name, cfg in configs.items()}, **extra})
 
 
-def read_config(run_dir: str | Path) -> tuple[ModelConfig, DataConfig, TrainConfig, Vocab]:
+def read_config_json(run_dir: str | Path) -> dict:
+    """The parsed config.json of a run directory; one-line errors for a missing or damaged one.
+    The task that wrote it turns the sections back into its configs (rnnkit.tasks)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"no such run directory: {run_dir}")
     path = run_dir / CONFIG
     try:
         raw = json.loads(path.read_text("utf-8"))
-        if isinstance(raw.get("data"), dict):  # runs from before keep_crlf existed read text as it was
-            raw["data"].setdefault("keep_crlf", True)
-        configs = (build(ModelConfig, raw["model"]), build(DataConfig, raw["data"]), build(TrainConfig, raw["train"]))
-        vocab = Vocab.from_json(raw["vocab"])
     except FileNotFoundError:
         raise CheckpointError(f"{run_dir} is not an rnnkit run directory (no {CONFIG})") from None
-    except (OSError, ValueError, KeyError, TypeError, RnnkitError) as exc:
+    except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is unreadable or corrupted: {exc}") from None
-    if configs[0].vocab_size != len(vocab):
-        raise CheckpointError(f"{path} is inconsistent: vocab_size {configs[0].vocab_size} but "
-                              f"{len(vocab)} symbols in the vocabulary")
-    return (*configs, vocab)
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path} is unreadable or corrupted: not a JSON object")
+    return raw
+
+
+def task_of(run_dir: str | Path) -> str:
+    """The task a run directory was trained for ("lm" for runs from before tasks existed)."""
+    task = read_config_json(run_dir).get("task", "lm")
+    if not isinstance(task, str):
+        raise CheckpointError(f"{Path(run_dir) / CONFIG} is unreadable or corrupted: task {task!r}")
+    return task
+
+
+def weights_path(run_dir: str | Path, checkpoint: str = "best") -> Path:
+    """model.safetensors ("best": lowest validation loss) or last.safetensors ("last"); a run without
+    a validation split has no best weights, and its last ones stand in."""
+    if checkpoint not in ("best", "last"):
+        raise CheckpointError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    path = Path(run_dir) / (BEST if checkpoint == "best" else LAST)
+    if not path.exists() and checkpoint == "best" and (Path(run_dir) / LAST).exists():
+        path = Path(run_dir) / LAST
+    return path
 
 
 # -- safetensors files ----------------------------------------------------------------------------
@@ -269,23 +285,3 @@ def load_trainer(path: Path, model, optimizer, rank: int = 0) -> tuple[dict, tup
         return meta["progress"], state
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{path} is corrupted or from another model: {str(exc).splitlines()[0][:120]}") from None
-
-
-# -- loading a trained model ------------------------------------------------------------------------
-
-
-def load(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
-    """The trained model of a run directory (a CharRNN in eval mode, with its vocabulary attached).
-
-    `checkpoint`: "best" (lowest validation loss, model.safetensors) or "last".
-    """
-    from .models import CharRNN
-    if checkpoint not in ("best", "last"):
-        raise CheckpointError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
-    model_cfg, data_cfg, _, vocab = read_config(run_dir)
-    model = CharRNN(model_cfg, vocab=vocab, keep_crlf=data_cfg.keep_crlf)
-    path = Path(run_dir) / (BEST if checkpoint == "best" else LAST)
-    if not path.exists() and checkpoint == "best" and (Path(run_dir) / LAST).exists():
-        path = Path(run_dir) / LAST  # no validation split: best is undefined, last is the model
-    load_weights_into(model, path)
-    return model.to(device).eval()

@@ -21,7 +21,7 @@ import json
 import sys
 
 from . import __version__
-from .config import (DEFAULT_UNITS, MIN_STRETCHES, MIN_SUPPORT, DataConfig, ModelConfig, SampleConfig, TrainConfig,
+from .config import (DEFAULT_UNITS, MIN_STRETCHES, MIN_SUPPORT, TASK_CONFIGS, DataConfig, SampleConfig, TrainConfig,
                      add_arguments, build, overrides_from_args)
 from .errors import Interrupted, RnnkitError
 
@@ -35,21 +35,26 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_train(args) -> int:
     options = {}
-    for cls in (ModelConfig, DataConfig, TrainConfig):
+    for cls in (*_task_config_classes(), TrainConfig):
         given = overrides_from_args(args, cls)
         build(cls, given)  # a bad value is reported before PyTorch is imported (over a second)
         options.update(given)
     from .distributed import is_main_process
     from .sample import sample_text
     from .train import train
-    run = train(args.data or None, out=args.out, resume=args.resume, init_from=args.init_from,
+    run = train(args.data or None, out=args.out, task=args.task, resume=args.resume, init_from=args.init_from,
                 extend_vocab=args.extend_vocab, force=args.force, progress=not args.no_progress, **options)
     length = options.get("sample_length", TrainConfig.sample_length)
-    if length and is_main_process():  # under torchrun, process 0 alone prints the sample
+    if length and is_main_process() and hasattr(run.model, "sample"):  # a language model: show what it learned  # under torchrun, process 0 alone prints the sample
         print(f"--- sample from {run.dir} (best weights, temperature 0.8) ---", file=sys.stderr)
         sample_text(run.model, length=length, temperature=0.8, seed=1, on_text=_write)
         _write("\n")
     return 0
+
+
+def _task_config_classes() -> list:
+    """Every task's model and data config classes, each once."""
+    return list(dict.fromkeys(cls for pair in TASK_CONFIGS.values() for cls in pair))
 
 
 def _cmd_sample(args) -> int:
@@ -65,7 +70,7 @@ def _cmd_sample(args) -> int:
         except UnicodeDecodeError:
             raise RnnkitError(f"--prime-file {args.prime_file} is not valid UTF-8") from None
     opts = build(SampleConfig, options)  # bad values are reported before anything slow is imported
-    from .sample import sample, samples
+    from .api import sample, samples
     if opts.num_samples == 1 and not args.jsonl:  # one sample streams as it is generated
         sample(args.run_dir, checkpoint=args.checkpoint, on_text=_write, fast=not args.plain, **options)
         _write("\n")
@@ -80,13 +85,49 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .evaluate import evaluate
+    from .api import evaluate
     result = evaluate(args.run_dir, args.file, checkpoint=args.checkpoint, unknown=args.unknown)
+    if args.confusion:
+        if "confusion" not in result:
+            raise RnnkitError("--confusion is for classifiers; this run is a language model")
+        from .tasks.classify import plot_confusion
+        plot_confusion(result, args.confusion)
     if args.json:
         print(json.dumps(result))
+    elif "accuracy" in result:  # a classifier
+        from .tasks.classify import confusion_table
+        print(f"{result['split']}: accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, "
+              f"loss {result['loss']:.4f} nats/example, calibration error {result['ece']:.4f} "
+              f"({result['examples']:,} examples)")
+        print(f"\n{'class':<16} {'precision':>9} {'recall':>9} {'F1':>9} {'support':>8}")
+        for name, c in result["per_class"].items():
+            print(f"{name:<16} {c['precision']:>9.3f} {c['recall']:>9.3f} {c['f1']:>9.3f} {c['support']:>8,}")
+        print("\nconfusion matrix (rows: true class, columns: predicted)\n" + confusion_table(result))
     else:
         print(f"{result['split']}: {result['nats']:.4f} nats/char, {result['bpc']:.4f} bits/char, "
               f"perplexity {result['perplexity']:.3f} ({result['chars']:,} characters)")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    if (args.text is None) == (args.input is None):
+        raise RnnkitError("give a TEXT to classify or --input FILE (one text per line), not both")
+    _check_positive(top_k=args.top_k)
+    from .data.corpus import normalize_newlines, read_text
+    from .tasks import load
+    model = load(args.run_dir, args.checkpoint)
+    if not hasattr(model, "predict"):
+        raise RnnkitError(f"{args.run_dir} is a language model; predict needs a classifier (try rnnkit sample)")
+    texts = [args.text] if args.text is not None else \
+        [line for line in normalize_newlines(read_text(args.input)).split("\n") if line.strip()]
+    rows = [t + "\t" + "\t".join(f"{c}\t{p:.4f}" for c, p in top) for t, top in
+            zip(texts, model.predict(texts, top_k=args.top_k))]
+    if args.output:
+        from .io import atomic_write_bytes
+        atomic_write_bytes(args.output, "".join(r + "\n" for r in rows).encode("utf-8"))
+        print(f"wrote {len(rows):,} predictions to {args.output}")
+    else:
+        print("\n".join(rows))
     return 0
 
 
@@ -100,7 +141,7 @@ def _cmd_prepare(args) -> int:
 
 
 def _cmd_inspect(args) -> int:
-    from .checkpoint import load
+    from .tasks import load
     from .inspect.run import feature_set, inspect
     _check_positive(max_chars=args.max_chars, search_chars=args.search_chars)
     _check_support(args)
@@ -122,7 +163,7 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_cells(args) -> int:
-    from .checkpoint import load
+    from .tasks import load
     from .inspect.cells import best_table
     from .data.corpus import read_text
     from .inspect.run import feature_set, find_cells, plot_best_cells
@@ -178,7 +219,7 @@ def _int_option(name: str, value: str) -> int:
 
 
 def _cmd_gates(args) -> int:
-    from .checkpoint import load
+    from .tasks import load
     from .inspect import gates
     from .data.corpus import read_text
     from .inspect.activations import activations
@@ -225,7 +266,7 @@ def _cmd_ngram(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from .checkpoint import load
+    from .tasks import load
     from .data.corpus import read_text
     from .inspect.compare import compare
     _, hi = _parse_orders(args.n)
@@ -284,8 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --init-from: add the characters of the new text that RUN_DIR's vocabulary lacks "
                    "(new embedding and output rows; the old characters keep theirs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_arguments(p, ModelConfig, "model")
-    add_arguments(p, DataConfig, "data")
+    p.add_argument("--task", choices=tuple(TASK_CONFIGS), help="what to learn: lm (a character language "
+                   "model, the default) or classify (text -> a class, from labelled examples); --resume and "
+                   "--init-from keep their run's task")
+    seen: set = set()
+    for name, (model_cls, data_cls) in TASK_CONFIGS.items():
+        add_arguments(p, model_cls, f"model ({name})" if name != "lm" else "model", seen)
+        add_arguments(p, data_cls, f"data ({name})" if name != "lm" else "data", seen)
     add_arguments(p, TrainConfig, "training")
     p.set_defaults(func=_cmd_train)
 
@@ -309,7 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_checkpoint(p)
     _add_unknown(p, "FILE")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--confusion", metavar="PNG", help="classifiers: also draw the confusion matrix here")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("predict", help="the most likely classes of a text (classifiers)", description=(
+        "Classify TEXT, or every line of --input FILE, with a classifier run: each text, then its --top-k "
+        "classes and their probabilities, tab-separated."))
+    _add_run_dir(p)
+    p.add_argument("text", metavar="TEXT", nargs="?", help="the text to classify")
+    p.add_argument("--input", metavar="FILE", help="classify every non-empty line of FILE instead")
+    p.add_argument("--output", metavar="TSV", help="write the predictions here instead of printing them")
+    p.add_argument("--top-k", type=int, default=1, help="how many classes to list per text (default: 1)")
+    _add_checkpoint(p)
+    p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("prepare", help="encode text into a token file ahead of training", description=(
         "Build the vocabulary and token file for DATA (cached, so training reuses it)."))

@@ -72,13 +72,59 @@ class DataConfig:
     keep_crlf: bool = _opt(False, "keep Windows (CRLF) and lone CR line endings as they are; by default they become "
                            "LF when text is read, as in Python's text mode, for training and for eval, sample "
                            "--prime and inspect on this run (byte-level runs always keep the bytes)")
-    split: tuple = _opt((0.9, 0.05, 0.05), "train,validation,test fractions of the text, in order, e.g. 0.9,0.1,0")
+    split: tuple = _opt((0.9, 0.05, 0.05), "train,validation,test fractions: of the text, in order (language model; "
+                        "default 0.9,0.05,0.05), or of the examples, a random split (classify; default 0.8,0.1,0.1)")
 
     def __post_init__(self):
         self.paths = [str(p) for p in self.paths]
         self.split = parse_split(self.split)
         if not self.glob:
             raise ConfigError("--glob must not be empty")
+
+
+@dataclass
+class ClassifierConfig(ModelConfig):
+    """A many-to-one classifier's model (rnnkit.models.classifier): the recurrent core of ModelConfig,
+    read in both directions if asked, pooled over time, then a linear layer to the classes."""
+
+    bidirectional: bool = _opt(False, "classify: read each sequence forwards and backwards (two recurrent "
+                               "stacks, their outputs side by side)")
+    pooling: str = _opt("last", "classify: how the outputs over time become one vector: last (the final "
+                        "state, of each direction), mean, max or attention (a learned weighted mean)",
+                        ("last", "mean", "max", "attention"))
+    num_classes: int = _opt(0, "number of classes; set from the data", cli=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_classes < 0:
+            raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}")
+
+
+@dataclass
+class ExamplesConfig:
+    """Labelled examples for a classifier (rnnkit.data.examples)."""
+
+    paths: list = _opt([], "the examples: TSV/CSV/JSONL files, or a folder with one file per class", cli=False)
+    format: str = _opt("auto", "classify: how the examples are stored: tsv or csv (text, label per row; a "
+                       "'text,label' header row is skipped), jsonl ({\"text\": ..., \"label\": ...} per line), "
+                       "folder (one FILE per class, one example per line, the class named by the file), or auto "
+                       "(by the file's extension; a directory is a folder)", ("auto", "tsv", "csv", "jsonl", "folder"))
+    split: tuple = _opt((0.8, 0.1, 0.1), "train,validation,test fractions of the examples (a seeded random split)")
+    split_seed: int = _opt(0, "classify: seed of the random train/validation/test split")
+    val: list = _opt([], "classify: a file of validation examples (then --split does not take any)", kind=str)
+    test: list = _opt([], "classify: a file of test examples (then --split does not take any)", kind=str)
+    class_weights: bool = _opt(False, "classify: weight the loss by inverse class frequency (imbalanced data)")
+
+    def __post_init__(self):
+        self.paths = [str(p) for p in self.paths]
+        self.val = [self.val] if isinstance(self.val, str) else [str(p) for p in self.val]
+        self.test = [self.test] if isinstance(self.test, str) else [str(p) for p in self.test]
+        self.split = parse_split(self.split)
+        _check_choices(self)
+
+
+# Each task's (model config, data config); the trainer's TrainConfig serves them all (rnnkit.tasks).
+TASK_CONFIGS = {"lm": (ModelConfig, DataConfig), "classify": (ClassifierConfig, ExamplesConfig)}
 
 
 @dataclass
@@ -256,12 +302,15 @@ def split_overrides(overrides: dict, *classes) -> list[dict]:
     return routed
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls, title: str) -> None:
-    """One flag per CLI field of `cls`; defaults are None so only flags the user gave override."""
+def add_arguments(parser: argparse.ArgumentParser, cls, title: str, seen: set | None = None) -> None:
+    """One flag per CLI field of `cls`; defaults are None so only flags the user gave override.
+    `seen`: fields already given a flag by another config (tasks share ModelConfig's fields)."""
     group = parser.add_argument_group(title)
     for f in fields(cls):
-        if not f.metadata.get("cli", True):
+        if not f.metadata.get("cli", True) or (seen is not None and f.name in seen):
             continue
+        if seen is not None:
+            seen.add(f.name)
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         help_text = f.metadata["help"]
         if isinstance(default, bool):
@@ -278,7 +327,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls, title: str) -> None:
         group.add_argument(_flag(f.name), dest=f.name, type=kind, default=None,
                            metavar=f.name.upper().split("_")[-1] if not f.metadata["choices"] else None,
                            choices=f.metadata["choices"],
-                           help=help_text if default is None else f"{help_text} (default: {shown!s})")
+                           help=help_text if default in (None, []) else f"{help_text} (default: {shown!s})")
 
 
 def overrides_from_args(args: argparse.Namespace, cls) -> dict:

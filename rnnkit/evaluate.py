@@ -9,7 +9,6 @@ training and `rnnkit eval`, so their numbers agree.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,29 +50,3 @@ def evaluate_text(model, text: str, unknown: str = "error") -> dict:
         raise DataError("this model has no vocabulary attached; load it with rnnkit.load(run_dir)")
     tokens = model.vocab.encode(model.normalize_text(text), unknown=unknown)
     return summary(*evaluate_tokens(model, tokens))
-
-
-def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error") -> dict:
-    """`rnnkit eval`: loss on the run's test split, or on `file` if given."""
-    from .checkpoint import load, read_config
-    from .data.corpus import prepare_for_run, read_text
-    model = load(run_dir, checkpoint)
-    if file is not None:
-        path = Path(file)
-        if model.vocab.kind == "byte":
-            if not path.is_file():
-                raise DataError(f"no such file: {path}")
-            tokens = np.frombuffer(path.read_bytes(), dtype=np.uint8)
-        else:
-            tokens = model.vocab.encode(model.normalize_text(read_text(path)), unknown=unknown)
-        if len(tokens) < 2:
-            raise DataError(f"{path} is too short to evaluate ({len(tokens)} characters; need at least 2)")
-        return {**summary(*evaluate_tokens(model, tokens)), "split": str(path)}
-    _, data_cfg, _, vocab = read_config(run_dir)
-    corpus = prepare_for_run(data_cfg, vocab)
-    if corpus is None:
-        raise DataError("the training text changed since this run was trained; pass a FILE to evaluate on")
-    test = corpus.split("test")
-    if len(test) < 2:
-        raise DataError("this run has no test split (see --split); pass a FILE to evaluate on")
-    return {**summary(*evaluate_tokens(model, test)), "split": "test"}

@@ -203,19 +203,3 @@ def _beam_search(model, last: torch.Tensor, state, opts: SampleConfig) -> str:
             last = logits[:, -1]
     candidates = finished + [(float(s), q) for s, q in zip(scores.tolist(), seqs)]
     return vocab.decode(max(candidates, key=lambda c: c[0])[1])
-
-
-def samples(run_dir, checkpoint: str = "best", fast: bool = True, **options) -> list[str]:
-    """`rnnkit sample --num-samples N`: N samples from a run directory, generated together as one
-    batch of streams; always a list (of one when num_samples is 1)."""
-    from .checkpoint import load
-    opts = build(SampleConfig, options)
-    return generate(load(run_dir, checkpoint), opts.num_samples, fast=fast, **options)
-
-
-def sample(run_dir, checkpoint: str = "best", on_text: Callable[[str], None] | None = None, fast: bool = True,
-           **options) -> str:
-    """`rnnkit sample`: one sample from a run directory, always a string (prime included), streamed
-    through `on_text` piece by piece as it is generated. For several, use `samples`."""
-    from .checkpoint import load
-    return sample_text(load(run_dir, checkpoint), fast=fast, on_text=on_text, **options)

@@ -11,7 +11,8 @@ back to the last checkpoint with the learning rate halved); SIGINT/SIGTERM check
 the run directory is locked for the run's lifetime. Mixed precision (`--precision`) wraps the
 forward pass in autocast, with loss scaling for fp16.
 
-The loop itself is `_loop`, read top to bottom; the helpers it calls take their inputs as arguments.
+The loop is `_Trainer.run`, read top to bottom, and one step is `_Trainer.train_step`; what a step
+computes comes from the task (rnnkit.tasks), so the loop serves every shape of model.
 """
 
 from __future__ import annotations
@@ -21,24 +22,18 @@ import math
 import signal
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
-from . import distributed
-from .config import DataConfig, ModelConfig, TrainConfig, build, parse_duration, split_overrides
-from .data.batching import StreamBatches
-from .data.corpus import Corpus, prepare, prepare_for_run
-from .data.vocab import describe_chars
-from .errors import ConfigError, DataError, Interrupted, TrainingDiverged
-from .evaluate import evaluate_tokens
+from . import distributed, tasks
+from .config import TASK_CONFIGS, TrainConfig, build, parse_duration, split_overrides
+from .errors import ConfigError, Interrupted, TrainingDiverged
 from .io import atomic_write_bytes, remove_stale_temporaries
-from .models import CharRNN, grow_vocabulary
 from .plotting import pyplot, save_png
 
 EXPLODE_FACTOR = 3.0  # char-rnn's rule: a loss over 3x the first one has exploded
@@ -54,7 +49,7 @@ class Run:
     """What `train` returns: the run directory and the trained model (best weights loaded)."""
 
     dir: Path
-    model: CharRNN
+    model: torch.nn.Module  # the task's model: a CharRNN for a language model
     step: int
     best_val_loss: float | None
     final_val_loss: float | None
@@ -125,11 +120,12 @@ def cpu_has_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
-def resolve_precision(name: str, device: torch.device, cell: str) -> torch.dtype | None:
-    """The autocast dtype for --precision on `device` (None: plain fp32)."""
+def resolve_precision(name: str, device: torch.device, cell: str, cpu_bf16: bool = True) -> torch.dtype | None:
+    """The autocast dtype for --precision on `device` (None: plain fp32). `cpu_bf16`: whether "auto"
+    may choose bf16 on a CPU that has it (the task says; packed sequences are slower in it)."""
     if name == "auto":
         if device.type == "cpu":
-            return torch.bfloat16 if cpu_has_bf16() else None
+            return torch.bfloat16 if cpu_bf16 and cpu_has_bf16() else None
         if device.type != "cuda":
             return None
         name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -140,16 +136,6 @@ def resolve_precision(name: str, device: torch.device, cell: str) -> torch.dtype
     if name == "fp16" and device.type == "cpu" and cell == "lstm":
         raise ConfigError("--precision fp16: PyTorch's CPU LSTM kernel has no fp16 version; use bf16 on the CPU")
     return torch.bfloat16 if name == "bf16" else torch.float16
-
-
-def build_model(model_cfg: ModelConfig, train_cfg: TrainConfig, vocab, device):
-    torch.manual_seed(train_cfg.seed)  # the same seed gives the same initial weights
-    if train_cfg.backend == "numpy":
-        if device.type != "cpu":
-            raise ConfigError("--backend numpy runs on the CPU only")
-        from .reference import NumpyCharRNN
-        return NumpyCharRNN(model_cfg, seed=train_cfg.seed, vocab=vocab)
-    return CharRNN(model_cfg, vocab=vocab).to(device)
 
 
 class _Metrics:
@@ -293,14 +279,16 @@ def resume_limits(cfg: TrainConfig, given: dict, step: int, epochs: float, elaps
 # -- the entry point --------------------------------------------------------------------------------
 
 
-def train(data=None, out: str | Path | None = None, *, resume: str | Path | None = None,
+def train(data=None, out: str | Path | None = None, *, task: str | None = None, resume: str | Path | None = None,
           init_from: str | Path | None = None, extend_vocab: bool = False, force: bool = False,
           progress: bool = True, log=None, **options) -> Run:
     """Train a model; the Python twin of `rnnkit train` (same option names, underscored).
 
     data: a path or list of paths (files or directories); None uses the bundled tiny Shakespeare.
-    out: the run directory (default runs/<date-time>). resume: continue a run exactly; limits given
-    with it replace the stored ones, and a budget is more time (see `resume_limits`).
+    task: what to learn (rnnkit.tasks; default "lm", the character language model); a resumed or
+    fine-tuned run keeps its own. out: the run directory (default runs/<date-time>).
+    resume: continue a run exactly; limits given with it replace the stored ones, and a budget is
+    more time (see `resume_limits`).
     init_from: start from another run's weights (fine-tuning; same architecture and vocabulary, or
     with extend_vocab the vocabulary grown by the characters of the new text it lacks).
     Under torchrun, every process calls this; see rnnkit.distributed.
@@ -311,29 +299,28 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
                           "don't combine it with data, --out, --init-from or --extend-vocab")
     if extend_vocab and init_from is None:
         raise ConfigError("--extend-vocab grows the vocabulary of the run given to --init-from; give --init-from")
-    model_o, data_o, train_o = split_overrides(options, ModelConfig, DataConfig, TrainConfig)
+    kind = _task_module(task, resume, init_from)
+    foreign = sorted(set(options) - {f.name for cls in (*kind.CONFIGS, TrainConfig) for f in fields(cls)})
+    if foreign and all(any(name in {f.name for f in fields(c)} for c in sum(TASK_CONFIGS.values(), ()))
+                       for name in foreign):
+        raise ConfigError(f"{', '.join('--' + n.replace('_', '-') for n in foreign)} does not apply to the "
+                          f"{kind.NAME} task")
+    model_o, data_o, train_o = split_overrides(options, *kind.CONFIGS, TrainConfig)
     if data is not None:
         data_o["paths"] = [str(data)] if isinstance(data, (str, Path)) else [str(p) for p in data]
 
-    init_vocab = vocab = None
+    resumed = None
     limits = {}  # stop conditions given at resume (applied once the run's position is known)
     if resume is not None:
         run_dir = Path(resume)
-        model_cfg, data_cfg, train_cfg, vocab = ckpt.read_config(run_dir)
+        resumed = kind.read_run(run_dir)
         fixed = sorted(set(model_o) | set(data_o) | (set(train_o) - RESUMABLE))
         if fixed:
             raise ConfigError(f"cannot change {', '.join(fixed)} when resuming; "
                               f"only {', '.join(sorted(RESUMABLE))} may change")
         limits = {k: train_o.pop(k) for k in LIMITS if k in train_o}
-        train_cfg = build(TrainConfig, train_o, base=train_cfg)
+        train_cfg = build(TrainConfig, train_o, base=resumed.train)
     else:
-        if init_from is not None:
-            if model_o:
-                raise ConfigError(f"--init-from keeps the architecture of {init_from}; "
-                                  f"don't pass {', '.join(sorted(model_o))}")
-            model_cfg, _, _, init_vocab = ckpt.read_config(init_from)
-            data_o["byte_level"] = init_vocab.kind == "byte"
-        data_cfg = build(DataConfig, data_o)
         train_cfg = build(TrainConfig, train_o)
         if not (train_cfg.max_steps or train_cfg.max_epochs or train_cfg.budget):
             train_cfg = replace(train_cfg, max_epochs=DEFAULT_EPOCHS)
@@ -358,40 +345,22 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
         elif d.is_main:
             lock = ckpt.RunLock(run_dir).acquire()  # before reading the checkpoint another run may be writing
             remove_stale_temporaries(run_dir)  # left by a process killed in the middle of a write
-        # Process 0 encodes the text (or finds it cached) first, so the others only read the cache.
-        corpus = _corpus(data_cfg, init_vocab, extend_vocab, vocab) if d.is_main else None
-        d.barrier()
-        corpus = corpus or _corpus(data_cfg, init_vocab, extend_vocab, vocab)
-        if corpus is None:
-            raise DataError("the training text changed since this run started; it cannot be resumed exactly")
-        vocab = corpus.vocab
-        if resume is None and init_from is None:
-            model_cfg = build(ModelConfig, {**model_o, "vocab_size": len(vocab)})
-        elif init_from is not None and len(vocab) != len(init_vocab):
-            model_cfg = build(ModelConfig, {"vocab_size": len(vocab)}, base=model_cfg)
-            log(f"--extend-vocab: {len(vocab) - len(init_vocab)} new character(s) "
-                f"{describe_chars(sorted(set(vocab.chars) - set(init_vocab.chars)))}")
         if train_cfg.threads:
             torch.set_num_threads(train_cfg.threads)
-        model = build_model(model_cfg, train_cfg, vocab, device)
+        job = kind.setup(model_o, data_o, train_cfg, device, d, log, resumed=resumed, init_from=init_from,
+                         extend_vocab=extend_vocab)
+        model = job.model
         if train_cfg.backend == "numpy" and train_cfg.precision not in ("auto", "fp32"):
             raise ConfigError("--backend numpy computes in float64; --precision does not apply")
-        amp = None if train_cfg.backend == "numpy" else resolve_precision(train_cfg.precision, device, model_cfg.cell)
-        if init_from is not None:
-            best = Path(init_from) / ckpt.BEST
-            path = best if best.exists() else Path(init_from) / ckpt.LAST
-            if vocab == init_vocab:
-                ckpt.load_weights_into(model, path)
-            else:  # the new characters get rows of their own; the old ones keep theirs
-                ckpt.load_weights_into(model, path, lambda weights: grow_vocabulary(weights, init_vocab, vocab))
-        batches = StreamBatches(corpus.split("train"), train_cfg.batch_size, train_cfg.seq_len, "train",
-                                rank=d.rank, world=d.world)
+        amp = None if train_cfg.backend == "numpy" else resolve_precision(train_cfg.precision, device,
+                                                                           model.config.cell, job.cpu_bf16)
+        batches = job.train_batches(d.rank, d.world)
         if resume is None:
             # Everything that can fail on bad input has been checked before the run directory appears.
             if d.is_main:
                 run_dir = ckpt.create_run_dir(out, force=force)
                 lock = ckpt.RunLock(run_dir).acquire()
-                ckpt.write_config(run_dir, model_cfg, data_cfg, train_cfg, vocab)
+                job.write_config(run_dir, train_cfg)
             d.barrier()
             run_dir = out
         optimizer = make_optimizer(model.parameters(), train_cfg)
@@ -405,6 +374,7 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
         if resume is not None:
             epochs = start["epoch"] + start["chunk"] / len(batches)
             train_cfg = resume_limits(train_cfg, limits, start["step"], epochs, start["elapsed"])
+            job.train_cfg = train_cfg
             reached = stop_reason(train_cfg, start["step"], epochs, start["elapsed"])
             if reached:  # nothing new was asked for, and the stored limit is behind it: nothing to train
                 where = describe_limit(train_cfg, reached, start["step"], epochs, start["elapsed"])
@@ -412,19 +382,29 @@ def train(data=None, out: str | Path | None = None, *, resume: str | Path | None
                     "(higher; both count from the start) or --budget (more time)")
                 if d.is_main and not (run_dir / ckpt.LOSS_PNG).exists():  # a process killed before drawing it
                     plot_losses(run_dir / ckpt.METRICS, run_dir / ckpt.LOSS_PNG)
-                return Run(run_dir, ckpt.load(run_dir, "best", device=str(device)), start["step"],
+                return Run(run_dir, tasks.load(run_dir, "best", device=str(device)), start["step"],
                            start["best_val"], None, reached)
             if d.is_main:  # the limits and options now in force, so that a later plain --resume keeps them
-                ckpt.write_config(run_dir, model_cfg, data_cfg, train_cfg, vocab)
-        log(f"{model_cfg.cell} {model_cfg.num_layers}x{model_cfg.hidden_size}, {_count(model):,} parameters, "
-            f"vocabulary {len(vocab)}, {len(corpus.split('train')):,} training characters"
-            + (f", {d.world} processes" if d.active else "") + f" -> {run_dir}")
-        return _loop(run_dir, model, optimizer, corpus, batches, train_cfg, device, amp, start, state, progress,
-                     log, d)
+                job.write_config(run_dir, train_cfg)
+        log(job.describe() + (f", {d.world} processes" if d.active else "") + f" -> {run_dir}")
+        return _loop(run_dir, job, optimizer, batches, train_cfg, device, amp, start, state, progress, log, d)
     finally:
         if lock is not None:
             lock.release()
         d.close()
+
+
+def _task_module(task: str | None, resume, init_from):
+    """The task module for a run: a resumed or fine-tuned run's own, else `task` (default "lm")."""
+    if task is not None and task not in tasks.TASKS:
+        raise ConfigError(f"--task must be one of {', '.join(tasks.TASKS)}; got {task!r}")
+    base = resume if resume is not None else init_from
+    if base is None:
+        return tasks.TASKS[task or "lm"]
+    stored = ckpt.task_of(base)
+    if task is not None and task != stored:
+        raise ConfigError(f"{base} is a {stored} run; --task {task} does not match it")
+    return tasks.module_for(stored)
 
 
 def _restore(run_dir: Path, model, optimizer, cfg: TrainConfig, device, d: distributed.Dist) -> tuple[dict, tuple]:
@@ -438,14 +418,6 @@ def _restore(run_dir: Path, model, optimizer, cfg: TrainConfig, device, d: distr
     return progress, state
 
 
-def _corpus(data_cfg: DataConfig, init_vocab, extend_vocab: bool, run_vocab) -> Corpus | None:
-    """The training text: with the run's own vocabulary when resuming (None if it no longer fits),
-    else with the base run's (--init-from, optionally extended) or its own."""
-    if run_vocab is not None:
-        return prepare_for_run(data_cfg, run_vocab)
-    return prepare(data_cfg, vocab=init_vocab, extend=extend_vocab)
-
-
 def _default_run_dir() -> Path:
     base = Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     path, k = base, 1
@@ -455,185 +427,196 @@ def _default_run_dir() -> Path:
     return path
 
 
-def _count(model) -> int:
-    return sum(p.numel() for p in model.parameters())
+class _Trainer:
+    """One training session in a run directory: the loop (`run`) and the pieces each step uses. It
+    knows no task: batches, loss, validation and previews come from the task (rnnkit.tasks); a
+    carried state, if the task has one, is only passed back in, detached, and dropped at epoch ends."""
 
+    def __init__(self, run_dir: Path, job, optimizer, batches, cfg: TrainConfig, device, amp: torch.dtype | None,
+                 start: dict, state, log, d: distributed.Dist):
+        self.run_dir, self.job, self.model, self.optimizer, self.batches = run_dir, job, job.model, optimizer, batches
+        self.cfg, self.device, self.amp, self.log, self.d = cfg, device, amp, log, d
+        # With several processes, DDP averages the gradients in backward(); `model` stays the plain
+        # module that is saved, validated and sampled.
+        self.net = torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[device] if device.type == "cuda" else None) if d.active else self.model
+        self.step, self.chunk, self.epoch, self.state = start["step"], start["chunk"], start["epoch"], state
+        self.best_val, self.first_loss = start["best_val"], start["first_loss"]
+        self.lr_scale, self.rollbacks = start.get("lr_scale", 1.0), start.get("rollbacks", 0)  # from rollbacks
+        # Mixed precision: the forward pass under autocast; fp16 also scales the loss so that small
+        # gradients survive, and skips the update when the scaled gradients overflow.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+        if self.scaler.is_enabled() and start.get("grad_scaler"):
+            self.scaler.load_state_dict(start["grad_scaler"])
+        self.last_val, self.last_ckpt_step = None, self.step
+        self.metrics = _Metrics(run_dir / ckpt.METRICS, enabled=d.is_main)
+        self.metrics.truncate(self.step)  # a resumed run (or one restarted from step 0) continues its own rows
+        self.t0 = time.perf_counter() - start["elapsed"]  # elapsed training time carries over a resume
 
-def _loop(run_dir: Path, model, optimizer, corpus: Corpus, batches: StreamBatches, cfg: TrainConfig, device,
-          amp: torch.dtype | None, start: dict, state, show_progress: bool, log, d: distributed.Dist) -> Run:
-    # With several processes, DDP averages the gradients in backward(); `model` stays the plain module
-    # that is saved, validated and sampled.
-    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
-        if d.active else model
-    val_tokens = corpus.split("val")
-    if cfg.eval_max_chars:
-        val_tokens = val_tokens[:cfg.eval_max_chars]
-    has_val = len(val_tokens) >= 2
-    step, chunk, epoch = start["step"], start["chunk"], start["epoch"]
-    best_val, first_loss = start["best_val"], start["first_loss"]
-    lr_scale, rollbacks = start.get("lr_scale", 1.0), start.get("rollbacks", 0)  # from --on-divergence rollback
-    # Mixed precision: the forward pass under autocast; fp16 also scales the loss so that small
-    # gradients survive, and skips the update when the scaled gradients overflow.
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
-    if scaler.is_enabled() and start.get("grad_scaler"):
-        scaler.load_state_dict(start["grad_scaler"])
-    pin = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
-    last_val, last_ckpt_step = None, step
-    metrics = _Metrics(run_dir / ckpt.METRICS, enabled=d.is_main)
-    metrics.truncate(step)  # a resumed run (or one restarted from step 0) continues its own rows
-    t0 = time.perf_counter() - start["elapsed"]  # elapsed training time carries over a resume
-    chars_per_step = cfg.batch_size * cfg.seq_len * d.world
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
 
-    def elapsed() -> float:
-        return time.perf_counter() - t0
+    def epochs(self) -> float:
+        """Passes over the training data so far, fractional."""
+        return self.epoch + self.chunk / len(self.batches)
 
-    def progress_fraction() -> float:
-        done = [step / cfg.max_steps if cfg.max_steps else 0.0,
-                (epoch + chunk / len(batches)) / cfg.max_epochs if cfg.max_epochs else 0.0,
-                elapsed() / cfg.budget if cfg.budget else 0.0]
-        return max(done)
+    def progress_fraction(self) -> float:
+        """How far the run is towards whichever limit stops it first (for the cosine schedule)."""
+        cfg = self.cfg
+        return max(self.step / cfg.max_steps if cfg.max_steps else 0.0,
+                   self.epochs() / cfg.max_epochs if cfg.max_epochs else 0.0,
+                   self.elapsed() / cfg.budget if cfg.budget else 0.0)
 
-    def save_checkpoint():
+    def save_checkpoint(self) -> None:
         # Every process takes part (its carried state and RNG are gathered); process 0 writes.
-        nonlocal last_ckpt_step
-        full_state = None if state is None else tuple(d.gather(s, dim=1) for s in state)  # (L, B x N, H)
+        d, model = self.d, self.model
+        full_state = None if self.state is None else tuple(d.gather(s, dim=1) for s in self.state)  # (L, B x N, H)
         rng = d.gather(torch.get_rng_state()[None], dim=0)  # (N, bytes): each process's dropout RNG
         if d.is_main:
-            ckpt.save_weights(run_dir / ckpt.LAST, model, step=step)
-            if not has_val:  # without validation the latest weights are the best we know of
-                ckpt.save_weights(run_dir / ckpt.BEST, model, step=step)
-            ckpt.save_trainer(run_dir / ckpt.TRAINER, model, optimizer, full_state,
-                              {"step": step, "chunk": chunk, "epoch": epoch, "elapsed": elapsed(),
-                               "best_val": best_val, "first_loss": first_loss, "world": d.world,
-                               "lr_scale": lr_scale, "rollbacks": rollbacks,
-                               "grad_scaler": scaler.state_dict() if scaler.is_enabled() else None}, rng)
-        last_ckpt_step = step
+            ckpt.save_weights(self.run_dir / ckpt.LAST, model, step=self.step)
+            if not self.job.has_val:  # without validation the latest weights are the best we know of
+                ckpt.save_weights(self.run_dir / ckpt.BEST, model, step=self.step)
+            ckpt.save_trainer(self.run_dir / ckpt.TRAINER, model, self.optimizer, full_state,
+                              {"step": self.step, "chunk": self.chunk, "epoch": self.epoch, "elapsed": self.elapsed(),
+                               "best_val": self.best_val, "first_loss": self.first_loss, "world": d.world,
+                               "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
+                               "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None}, rng)
+        self.last_ckpt_step = self.step
 
-    def validate():
-        nonlocal best_val, last_val
-        last_val = evaluate_tokens(model, val_tokens)[0]
-        metrics.write(step=step, val_loss=last_val, elapsed=round(elapsed(), 3))
-        if best_val is None or last_val < best_val:
-            best_val = last_val
-            ckpt.save_weights(run_dir / ckpt.BEST, model, step=step, val_loss=last_val)
-        return last_val
+    def validate(self) -> float:
+        self.last_val = self.job.validate(self.model)
+        self.metrics.write(step=self.step, val_loss=self.last_val, elapsed=round(self.elapsed(), 3))
+        if self.best_val is None or self.last_val < self.best_val:
+            self.best_val = self.last_val
+            ckpt.save_weights(self.run_dir / ckpt.BEST, self.model, step=self.step, val_loss=self.last_val)
+        return self.last_val
 
-    def roll_back_or_stop(what: str) -> None:
+    def roll_back_or_stop(self, what: str) -> None:
         """A step diverged: raise TrainingDiverged, or (--on-divergence rollback) restore the last
         checkpoint with the learning rate halved, for the loop to go on from there."""
-        nonlocal step, chunk, epoch, state, lr_scale, rollbacks, last_ckpt_step
-        where = f"{what} at step {step + 1}"
-        if cfg.on_divergence != "rollback" or rollbacks >= cfg.max_rollbacks:
-            tried = f" after {rollbacks} rollback(s)" if cfg.on_divergence == "rollback" else ""
-            raise TrainingDiverged(f"{where}{tried}; the last good checkpoint is step {last_ckpt_step} in {run_dir}; "
-                                   f"try a lower learning rate (--lr, now {cfg.lr * lr_scale:g})"
+        cfg, where = self.cfg, f"{what} at step {self.step + 1}"
+        if cfg.on_divergence != "rollback" or self.rollbacks >= cfg.max_rollbacks:
+            tried = f" after {self.rollbacks} rollback(s)" if cfg.on_divergence == "rollback" else ""
+            raise TrainingDiverged(f"{where}{tried}; the last good checkpoint is step {self.last_ckpt_step} in "
+                                   f"{self.run_dir}; try a lower learning rate (--lr, now {cfg.lr * self.lr_scale:g})"
                                    + ("" if tried else " or --on-divergence rollback"))
-        d.barrier()
-        progress, state = _restore(run_dir, model, optimizer, cfg, device, d)
-        step, chunk, epoch = progress["step"], progress["chunk"], progress["epoch"]
-        if scaler.is_enabled() and progress.get("grad_scaler"):
-            scaler.load_state_dict(progress["grad_scaler"])
-        last_ckpt_step = step
-        rollbacks, lr_scale = rollbacks + 1, lr_scale / 2
-        metrics.truncate(step)
-        metrics.write(step=step, rollback=rollbacks, lr_scale=lr_scale, reason=where, elapsed=round(elapsed(), 3))
-        log(f"{where}: rolled back to the checkpoint of step {step} with the learning rate halved "
-            f"(x{lr_scale:g}); rollback {rollbacks} of at most {cfg.max_rollbacks}")
+        self.d.barrier()
+        progress, self.state = _restore(self.run_dir, self.model, self.optimizer, cfg, self.device, self.d)
+        self.step, self.chunk, self.epoch = progress["step"], progress["chunk"], progress["epoch"]
+        if self.scaler.is_enabled() and progress.get("grad_scaler"):
+            self.scaler.load_state_dict(progress["grad_scaler"])
+        self.last_ckpt_step = self.step
+        self.rollbacks, self.lr_scale = self.rollbacks + 1, self.lr_scale / 2
+        self.metrics.truncate(self.step)
+        self.metrics.write(step=self.step, rollback=self.rollbacks, lr_scale=self.lr_scale, reason=where,
+                           elapsed=round(self.elapsed(), 3))
+        self.log(f"{where}: rolled back to the checkpoint of step {self.step} with the learning rate halved "
+                 f"(x{self.lr_scale:g}); rollback {self.rollbacks} of at most {cfg.max_rollbacks}")
 
-    bar_total = cfg.budget if cfg.budget else (cfg.max_steps or int(cfg.max_epochs * len(batches)))
-    bar = tqdm(total=round(bar_total), initial=round(elapsed()) if cfg.budget else step, disable=not show_progress,
-               file=sys.stderr, dynamic_ncols=True, unit="s" if cfg.budget else "step",
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
-    model.train()
-    stopped_by = None
-    speed_t, speed_steps = elapsed(), step  # characters per second since this session started
-    try:
-        if step == 0:
-            save_checkpoint()  # a fresh run is resumable, and can roll back, from its first step
-        with _StopSignals() as signals:
-            while True:
-                stopped_by = stop_reason(cfg, step, epoch + chunk / len(batches), elapsed())
-                if d.any(stopped_by is not None):  # every process stops at the same step
-                    stopped_by = stopped_by or "budget"
-                    break
-                # One optimizer step on chunk `chunk` of every stream.
-                lr = lr_at(step, progress_fraction(), cfg) * lr_scale
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                x, y = batches.get(chunk)
-                if pin:
-                    x, y = x.pin_memory(), y.pin_memory()
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                    logits, state = net(x, state)  # (B, T, V); state continues the streams
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
-                loss_value = d.mean(loss.item())  # over all processes' streams
-                if first_loss is None:
-                    first_loss = loss_value
-                if not math.isfinite(loss_value) or loss_value > EXPLODE_FACTOR * first_loss:
-                    what = ("NaN" if math.isnan(loss_value) else "infinite" if math.isinf(loss_value)
-                            else f"exploding ({loss_value:.4g})")
-                    roll_back_or_stop(f"loss is {what}")
-                    continue
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)  # (each of these three is a no-op without fp16)
-                grad_norm = clip_gradients(model.parameters(), cfg)
-                if not math.isfinite(grad_norm) and not scaler.is_enabled():  # caught before the update
-                    roll_back_or_stop(f"gradient norm is {'NaN' if math.isnan(grad_norm) else 'infinite'}")
-                    continue
-                scaler.step(optimizer)  # with fp16: skipped if the gradients overflowed
-                scaler.update()
-                state = model.detach_state(state)  # keep the values, cut the graph (truncated BPTT)
-                if amp is not None:  # the carried state stays fp32 between steps (and in checkpoints)
-                    state = tuple(s.float() for s in state)
-                step += 1
-                chunk += 1
-                if chunk == len(batches):  # end of epoch: the streams start over, so does the state
-                    chunk, epoch, state = 0, epoch + 1, None
+    def train_step(self) -> tuple[float, float, float] | None:
+        """One optimizer step on batch `chunk`: (loss, learning rate, gradient norm), or None if the step
+        diverged and was rolled back (a divergence that is not rolled back raises)."""
+        lr = lr_at(self.step, self.progress_fraction(), self.cfg) * self.lr_scale
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss, state = self.job.loss(self.net, self.batches.get(self.chunk, self.epoch), self.state, self.device,
+                                   self.amp)
+        loss_value = self.d.mean(loss.item())  # over all processes' batches
+        if self.first_loss is None:
+            self.first_loss = loss_value
+        if not math.isfinite(loss_value) or loss_value > EXPLODE_FACTOR * self.first_loss:
+            what = ("NaN" if math.isnan(loss_value) else "infinite" if math.isinf(loss_value)
+                    else f"exploding ({loss_value:.4g})")
+            self.roll_back_or_stop(f"loss is {what}")
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)  # (each of these three is a no-op without fp16)
+        grad_norm = clip_gradients(self.model.parameters(), self.cfg)
+        if not math.isfinite(grad_norm) and not self.scaler.is_enabled():  # caught before the update
+            self.roll_back_or_stop(f"gradient norm is {'NaN' if math.isnan(grad_norm) else 'infinite'}")
+            return None
+        self.scaler.step(self.optimizer)  # with fp16: skipped if the gradients overflowed
+        self.scaler.update()
+        if state is not None:  # keep the values, cut the graph (truncated BPTT); the state stays fp32
+            state = tuple(s.detach().float() for s in state)
+        self.state = state if self.job.carries_state else None
+        self.step += 1
+        self.chunk += 1
+        if self.chunk == len(self.batches):  # end of epoch: the batches start over, so does the state
+            self.chunk, self.epoch, self.state = 0, self.epoch + 1, None
+        return loss_value, lr, grad_norm
 
-                now = elapsed()
-                speed = (step - speed_steps) * chars_per_step / max(now - speed_t, 1e-9)
-                metrics.write(step=step, epoch=round(epoch + chunk / len(batches), 5), loss=loss_value, lr=lr,
-                              grad_norm=grad_norm, elapsed=round(now, 3))
-                if cfg.eval_every and step % cfg.eval_every == 0 and has_val and d.is_main:
-                    validate()
-                if cfg.sample_every and cfg.sample_length and step % cfg.sample_every == 0 and d.is_main:
-                    log(_preview(model, cfg, step))
-                    model.train()
-                if step % cfg.checkpoint_every == 0:
-                    save_checkpoint()
-                bar.set_postfix_str(f"step {step} loss {loss_value:.3f}"
-                                    + (f" val {last_val:.3f}" if last_val is not None else "")
-                                    + f" {speed:,.0f} char/s", refresh=False)
-                bar.update(round(now) - bar.n if cfg.budget else 1)
-                if d.any(signals.received is not None):
-                    save_checkpoint()
-                    raise Interrupted(f"stopped by {signals.received or 'a signal to another process'} at step "
-                                      f"{step}; checkpoint saved, "
-                                      f"continue with: rnnkit train --resume {run_dir}")
-            # Validate the final weights unless that just happened at this very step, and show that
-            # figure in the bar, so the bar's last `val` is the one the closing line reports.
-            if has_val and d.is_main and (last_val is None or not cfg.eval_every or step % cfg.eval_every):
-                validate()
-            if last_val is not None:
-                bar.set_postfix_str(f"step {step} val {last_val:.3f} (final)", refresh=True)
+    def run(self, show_progress: bool) -> str:
+        """Train until a limit stops the run; returns which one. The final weights are validated and
+        checkpointed; Ctrl-C or SIGTERM checkpoints and raises Interrupted."""
+        cfg, d, job = self.cfg, self.d, self.job
+        bar_total = cfg.budget if cfg.budget else (cfg.max_steps or int(cfg.max_epochs * len(self.batches)))
+        bar = tqdm(total=round(bar_total), initial=round(self.elapsed()) if cfg.budget else self.step,
+                   disable=not show_progress, file=sys.stderr, dynamic_ncols=True, unit="s" if cfg.budget else "step",
+                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+        self.model.train()
+        speed_t, speed_steps = self.elapsed(), self.step  # items per second since this session started
+        try:
+            if self.step == 0:
+                self.save_checkpoint()  # a fresh run is resumable, and can roll back, from its first step
+            with _StopSignals() as signals:
+                while True:
+                    stopped_by = stop_reason(cfg, self.step, self.epochs(), self.elapsed())
+                    if d.any(stopped_by is not None):  # every process stops at the same step
+                        stopped_by = stopped_by or "budget"
+                        break
+                    done = self.train_step()
+                    if done is None:  # rolled back: go on from the restored checkpoint
+                        continue
+                    loss, lr, grad_norm = done
+                    now, step = self.elapsed(), self.step
+                    speed = (step - speed_steps) * job.items_per_step(d.world) / max(now - speed_t, 1e-9)
+                    self.metrics.write(step=step, epoch=round(self.epochs(), 5), loss=loss, lr=lr, grad_norm=grad_norm,
+                                       elapsed=round(now, 3))
+                    if cfg.eval_every and step % cfg.eval_every == 0 and job.has_val and d.is_main:
+                        self.validate()
+                    if cfg.sample_every and cfg.sample_length and step % cfg.sample_every == 0 and d.is_main:
+                        preview = job.preview(self.model, step)
+                        if preview:
+                            self.log(preview)
+                        self.model.train()
+                    if step % cfg.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    bar.set_postfix_str(f"step {step} loss {loss:.3f}"
+                                        + (f" val {self.last_val:.3f}" if self.last_val is not None else "")
+                                        + f" {speed:,.0f} {job.unit}/s", refresh=False)
+                    bar.update(round(now) - bar.n if cfg.budget else 1)
+                    if d.any(signals.received is not None):
+                        self.save_checkpoint()
+                        raise Interrupted(f"stopped by {signals.received or 'a signal to another process'} at step "
+                                          f"{step}; checkpoint saved, "
+                                          f"continue with: rnnkit train --resume {self.run_dir}")
+                # Validate the final weights unless that just happened at this very step, and show that
+                # figure in the bar, so the bar's last `val` is the one the closing line reports.
+                if job.has_val and d.is_main and (self.last_val is None or not cfg.eval_every
+                                                  or self.step % cfg.eval_every):
+                    self.validate()
+                if self.last_val is not None:
+                    bar.set_postfix_str(f"step {self.step} val {self.last_val:.3f} (final)", refresh=True)
+                bar.close()
+                self.save_checkpoint()
+        finally:
             bar.close()
-            save_checkpoint()
-    finally:
-        bar.close()
-        metrics.close()
+            self.metrics.close()
+        return stopped_by
+
+
+def _loop(run_dir: Path, job, optimizer, batches, cfg: TrainConfig, device, amp: torch.dtype | None, start: dict,
+          state, show_progress: bool, log, d: distributed.Dist) -> Run:
+    trainer = _Trainer(run_dir, job, optimizer, batches, cfg, device, amp, start, state, log, d)
+    stopped_by = trainer.run(show_progress)
     if d.is_main:
         plot_losses(run_dir / ckpt.METRICS, run_dir / ckpt.LOSS_PNG)
     d.barrier()
-    log(f"stopped by {stopped_by} after {step} steps ({elapsed():.0f}s)"
-        + (f"; validation loss {last_val:.4f} nats/char, best {best_val:.4f}" if last_val is not None else ""))
-    # Both backends save CharRNN's parameter names, so the result is always a CharRNN.
-    best = ckpt.load(run_dir, "best", device=str(device))
-    return Run(run_dir, best, step, best_val, last_val, stopped_by)
-
-
-def _preview(model, cfg: TrainConfig, step: int) -> str:
-    from .sample import sample_text
-    text = sample_text(model, length=cfg.sample_length, temperature=0.8, seed=cfg.seed + step)
-    return f"--- sample at step {step} (temperature 0.8) ---\n{text}\n---"
+    last_val, best_val = trainer.last_val, trainer.best_val
+    log(f"stopped by {stopped_by} after {trainer.step} steps ({trainer.elapsed():.0f}s)"
+        + (f"; validation loss {last_val:.4f} nats/{job.unit}, best {best_val:.4f}" if last_val is not None else ""))
+    # Both backends save CharRNN's parameter names, so a language model is always a CharRNN.
+    best = tasks.load(run_dir, "best", device=str(device))
+    return Run(run_dir, best, trainer.step, best_val, last_val, stopped_by)

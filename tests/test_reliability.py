@@ -84,7 +84,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, small_
         # Nothing readable became unreadable; at most --checkpoint-every steps of work were lost.
         for name in (ckpt.TRAINER, ckpt.LAST, ckpt.CONFIG):
             assert (run / name).exists()
-        ckpt.load(run, "best"), ckpt.load(run, "last")
+        rnnkit.load(run, "best"), rnnkit.load(run, "last")
         resumable = ckpt.load_tensors(run / ckpt.TRAINER)[1]["progress"]["step"]
         lost.append(_last_step(run) - resumable)
         assert 0 <= lost[-1] <= every, (lost, _last_step(run), resumable)

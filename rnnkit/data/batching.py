@@ -42,8 +42,9 @@ class StreamBatches:
     def tokens_per_epoch(self) -> int:
         return self.num_chunks * self.B * self.T
 
-    def get(self, i: int, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Chunk i: inputs and next-token targets, each (B, T) int64."""
+    def get(self, i: int, epoch: int = 0, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Chunk i: inputs and next-token targets, each (B, T) int64. Every epoch reads the same
+        streams (`epoch` is accepted for the trainer, which passes it to every task's batches)."""
         T = self.T if length is None else length
         idx = self.starts[:, None] + i * self.T + np.arange(T)  # (B, T)
         x = torch.from_numpy(self.tokens[idx].astype(np.int64))

@@ -22,9 +22,9 @@ STATE = ("h",)
 GATES = ("reset", "update", "new")
 
 
-def make_fused(input_size: int, config) -> nn.GRU:
+def make_fused(input_size: int, config, bidirectional: bool = False) -> nn.GRU:
     return nn.GRU(input_size, config.hidden_size, config.num_layers, batch_first=True,
-                  dropout=config.dropout if config.num_layers > 1 else 0.0)
+                  dropout=config.dropout if config.num_layers > 1 else 0.0, bidirectional=bidirectional)
 
 
 def init_weights(fused: nn.GRU, config) -> None:

@@ -22,9 +22,9 @@ STATE = ("h", "c")
 GATES = ("input", "forget", "candidate", "output")
 
 
-def make_fused(input_size: int, config) -> nn.LSTM:
+def make_fused(input_size: int, config, bidirectional: bool = False) -> nn.LSTM:
     return nn.LSTM(input_size, config.hidden_size, config.num_layers, batch_first=True,
-                   dropout=config.dropout if config.num_layers > 1 else 0.0)
+                   dropout=config.dropout if config.num_layers > 1 else 0.0, bidirectional=bidirectional)
 
 
 @torch.no_grad()
@@ -36,8 +36,9 @@ def init_weights(fused: nn.LSTM, config) -> None:
         return
     H = config.hidden_size
     for k in range(config.num_layers):
-        getattr(fused, f"bias_ih_l{k}")[H:2 * H].fill_(config.forget_bias)
-        getattr(fused, f"bias_hh_l{k}")[H:2 * H].zero_()  # the two biases add up; keep the sum exact
+        for suffix in ("", "_reverse") if fused.bidirectional else ("",):
+            getattr(fused, f"bias_ih_l{k}{suffix}")[H:2 * H].fill_(config.forget_bias)
+            getattr(fused, f"bias_hh_l{k}{suffix}")[H:2 * H].zero_()  # the two biases add up; keep the sum exact
 
 
 def cell(x, state, w_ih, w_hh, b_ih, b_hh, nonlinearity=None):

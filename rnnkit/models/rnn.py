@@ -18,9 +18,10 @@ STATE = ("h",)  # what the cell carries from step to step
 GATES = ()  # no gates: the whole state is one squashed linear map
 
 
-def make_fused(input_size: int, config) -> nn.RNN:
+def make_fused(input_size: int, config, bidirectional: bool = False) -> nn.RNN:
     return nn.RNN(input_size, config.hidden_size, config.num_layers, nonlinearity=config.nonlinearity,
-                  batch_first=True, dropout=config.dropout if config.num_layers > 1 else 0.0)
+                  batch_first=True, dropout=config.dropout if config.num_layers > 1 else 0.0,
+                  bidirectional=bidirectional)
 
 
 def init_weights(fused: nn.RNN, config) -> None:

@@ -1,0 +1,40 @@
+"""What the commands do to a run directory, as functions: `rnnkit.sample`, `rnnkit.samples` and
+`rnnkit.evaluate` mirror `rnnkit sample` and `rnnkit eval`. Each reads the run's task from its
+config.json and hands the work to that task's model (rnnkit.tasks)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from . import checkpoint as ckpt
+from .config import SampleConfig, build
+from .errors import ConfigError
+from .tasks import load, module_for
+
+
+def samples(run_dir, checkpoint: str = "best", fast: bool = True, **options) -> list[str]:
+    """`rnnkit sample --num-samples N`: N samples from a run directory, generated together as one
+    batch of streams; always a list (of one when num_samples is 1)."""
+    from .sample import generate
+    opts = build(SampleConfig, options)
+    return generate(_generator(run_dir, checkpoint), opts.num_samples, fast=fast, **options)
+
+
+def sample(run_dir, checkpoint: str = "best", on_text: Callable[[str], None] | None = None, fast: bool = True,
+           **options) -> str:
+    """`rnnkit sample`: one sample from a run directory, always a string (prime included), streamed
+    through `on_text` piece by piece as it is generated. For several, use `samples`."""
+    from .sample import sample_text
+    return sample_text(_generator(run_dir, checkpoint), fast=fast, on_text=on_text, **options)
+
+
+def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error") -> dict:
+    """`rnnkit eval`: the task's metrics on the run's test split, or on `file` if given."""
+    return module_for(ckpt.task_of(run_dir)).evaluate_run(run_dir, file, checkpoint=checkpoint, unknown=unknown)
+
+
+def _generator(run_dir, checkpoint: str):
+    task = ckpt.task_of(run_dir)
+    if task != "lm":
+        raise ConfigError(f"{run_dir} is a {task} run; sample needs a language model")
+    return load(run_dir, checkpoint)

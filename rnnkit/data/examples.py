@@ -1,0 +1,179 @@
+"""Labelled examples for many-to-one tasks: reading them, splitting them, batching them.
+
+Formats (`ExamplesConfig.format`, "auto" decides by the extension; a directory is a folder):
+- tsv / csv: one example per row, text then label (a first row "text,label" is a header and skipped);
+- jsonl: one {"text": ..., "label": ...} object per line;
+- folder: one file per class, one example per line, the class named by the file (`French.txt`), the
+  format of the PyTorch tutorial "classifying names with a character-level RNN".
+
+Batches hold examples of similar length (sorted within pools of many batches, the batches then
+shuffled), padded to their longest member, with the lengths alongside so that the model packs them
+and padding never reaches its state. An epoch's order depends only on the seed and the epoch, so a
+resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .corpus import normalize_newlines, read_text
+from .vocab import Vocab
+
+POOL = 50  # batches whose examples are sorted by length together (bucketing without losing randomness)
+
+
+@dataclass
+class Examples:
+    """Texts and their labels (as given, strings)."""
+
+    texts: list[str]
+    labels: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, idx) -> "Examples":
+        return Examples([self.texts[i] for i in idx], [self.labels[i] for i in idx])
+
+
+def read_examples(paths: list[str], fmt: str = "auto") -> Examples:
+    """The examples of every path, in order; one-line errors naming the file and row at fault."""
+    if not paths:
+        raise DataError("classification needs labelled examples: a TSV/CSV/JSONL file or a folder of files")
+    texts, labels = [], []
+    for p in map(Path, paths):
+        kind = _format_of(p, fmt)
+        if kind == "folder":
+            files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            if not files:
+                raise DataError(f"{p} has no files: a folder of examples holds one file per class")
+            for f in files:
+                lines = [line for line in normalize_newlines(read_text(f)).split("\n") if line.strip()]
+                texts += lines
+                labels += [f.stem] * len(lines)
+            continue
+        text = normalize_newlines(read_text(p))
+        rows = _rows(p, text, kind)
+        for n, (t, label) in rows:
+            if not t or not label:
+                raise DataError(f"{p}, row {n}: the {'text' if not t else 'label'} is empty")
+            texts.append(t)
+            labels.append(label)
+    if not texts:
+        raise DataError(f"no examples in {', '.join(paths)}")
+    return Examples(texts, labels)
+
+
+def _format_of(path: Path, fmt: str) -> str:
+    if not path.exists():
+        raise DataError(f"no such file or directory: {path}")
+    if fmt != "auto":
+        if (fmt == "folder") != path.is_dir():
+            raise DataError(f"--format {fmt} does not fit {path}, which is {'a' if path.is_dir() else 'not a'} directory")
+        return fmt
+    if path.is_dir():
+        return "folder"
+    suffix = path.suffix.lower()
+    if suffix in (".tsv", ".csv", ".jsonl"):
+        return suffix[1:]
+    raise DataError(f"cannot tell the format of {path} from its extension; give --format tsv, csv, jsonl or folder")
+
+
+def _rows(path: Path, text: str, kind: str):
+    """(row number, (text, label)) for every non-blank row of a tsv/csv/jsonl file."""
+    if kind == "jsonl":
+        for n, line in enumerate(text.split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                raise DataError(f"{path}, line {n}: not a JSON object") from None
+            if not isinstance(obj, dict) or "text" not in obj or "label" not in obj:
+                raise DataError(f"{path}, line {n}: needs both \"text\" and \"label\"")
+            yield n, (str(obj["text"]), str(obj["label"]))
+        return
+    reader = csv.reader(io.StringIO(text), delimiter="\t" if kind == "tsv" else ",",
+                        quoting=csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL)
+    for n, row in enumerate(reader, 1):
+        if not row or not "".join(row).strip():
+            continue
+        if n == 1 and [c.strip().lower() for c in row] == ["text", "label"]:
+            continue  # a header
+        if len(row) != 2:
+            raise DataError(f"{path}, row {n}: expected 2 columns (text, label), found {len(row)}")
+        yield n, (row[0], row[1].strip())
+
+
+def split_examples(examples: Examples, split: tuple, seed: int) -> tuple[Examples, Examples, Examples]:
+    """A seeded random (train, validation, test) split by the fractions in `split`."""
+    order = np.random.default_rng(seed).permutation(len(examples))
+    a = int(round(len(order) * split[0]))
+    b = a + int(round(len(order) * split[1]))
+    return examples.subset(order[:a]), examples.subset(order[a:b]), examples.subset(order[b:])
+
+
+def encode(examples: Examples, vocab: Vocab, classes: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Token ids of every text and the class index of every label (unknown labels are an error)."""
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(examples.labels) - set(index))
+    if unknown:
+        raise DataError(f"label(s) {', '.join(map(repr, unknown[:10]))} not among the classes the model was "
+                        f"trained on: {', '.join(classes)}")
+    return [vocab.encode(t, unknown="skip") for t in examples.texts], np.array([index[c] for c in examples.labels])
+
+
+def pad(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token sequences -> (tokens (B, T) int64 padded with 0, lengths (B,) int64); empty ones count 1."""
+    lengths = np.array([max(len(s), 1) for s in seqs])
+    out = np.zeros((len(seqs), lengths.max()), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = s
+    return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
+class ExampleBatches:
+    """One epoch of batches of B examples (this process's share of B x world), bucketed by length.
+
+    `get(i, epoch)` is batch i of that epoch: (tokens (B, T), lengths (B,), labels (B,)).
+    """
+
+    def __init__(self, seqs: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int, rank: int = 0,
+                 world: int = 1):
+        if len(seqs) < batch_size * world:
+            raise DataError(f"{len(seqs)} training examples are fewer than one batch of {batch_size * world}; "
+                            "lower --batch-size")
+        self.seqs, self.labels, self.B, self.seed, self.rank, self.world = seqs, labels, batch_size, seed, rank, world
+        self.lengths = np.array([len(s) for s in seqs])
+        self._epoch, self._batches = None, None
+
+    def __len__(self) -> int:
+        return len(self.seqs) // (self.B * self.world)  # the remainder waits for another epoch's shuffle
+
+    def _plan(self, epoch: int) -> list[np.ndarray]:
+        """The global batches (index arrays of B x world examples) of `epoch`."""
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.seqs))
+        size = self.B * self.world
+        order = order[:len(self) * size]
+        pools = [order[i:i + POOL * size] for i in range(0, len(order), POOL * size)]
+        batches = []
+        for pool in pools:  # similar lengths together: less padding, same randomness across pools
+            pool = pool[np.argsort(self.lengths[pool], kind="stable")]
+            batches += [pool[i:i + size] for i in range(0, len(pool), size)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def get(self, i: int, epoch: int = 0):
+        if self._epoch != epoch:
+            self._epoch, self._batches = epoch, self._plan(epoch)
+        idx = self._batches[i][self.rank * self.B:(self.rank + 1) * self.B]
+        tokens, lengths = pad([self.seqs[j] for j in idx])
+        return tokens, lengths, torch.from_numpy(self.labels[idx].astype(np.int64))

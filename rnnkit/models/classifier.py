@@ -1,0 +1,96 @@
+"""Many-to-one: a recurrent classifier, sequence -> one class (Karpathy's "sequence input, one output";
+the PyTorch tutorial "classifying names with a character-level RNN", batched and packed).
+
+    embedding (V -> E) -> RNN/LSTM/GRU stack (H units, optionally both directions)
+                       -> pooling over time (last / mean / max / attention) -> dropout -> linear (-> C)
+
+The contract is the language model's: `forward(tokens, lengths=None, state=None) -> (logits, state)`,
+tokens (B, T) int64, lengths (B,) the true length of each row (None: all T), logits (B, C), state the
+final (h,) or (h, c), each (L x directions, B, H), as nn.LSTM returns it. Rows are packed
+(`pack_padded_sequence`), so padding never enters the recurrence and a padded batch classifies each
+sequence exactly as it would alone (tests/test_classify.py checks it). "last" pooling takes each
+direction's final state, i.e. the forward pass after the last real token and the backward pass after
+reading back to the first; attention pooling is Bahdanau-style additive scoring of every output,
+softmax over the real positions only (Yang et al. 2016 use it for document classification).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from ..config import ClassifierConfig
+from .lm import FAMILIES
+
+
+class SequenceClassifier(nn.Module):
+    """`vocab` and `classes` (label names) travel with the model for `predict`; the network never reads them."""
+
+    def __init__(self, config: ClassifierConfig, vocab=None, classes: list[str] | None = None):
+        super().__init__()
+        if config.vocab_size < 1 or config.num_classes < 2:
+            raise ValueError("ClassifierConfig.vocab_size (>= 1) and num_classes (>= 2) must be set from the data")
+        self.config, self.vocab, self.classes = config, vocab, classes
+        family = FAMILIES[config.cell]
+        self.embed = nn.Embedding(config.vocab_size, config.embed_size)
+        self.rnn = family.make_fused(config.embed_size, config, bidirectional=config.bidirectional)
+        family.init_weights(self.rnn, config)
+        D = 2 if config.bidirectional else 1
+        width = D * config.hidden_size  # (B, D x H) after pooling
+        if config.pooling == "attention":
+            self.score = nn.Sequential(nn.Linear(width, config.hidden_size), nn.Tanh(),
+                                       nn.Linear(config.hidden_size, 1, bias=False))
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(width, config.num_classes)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None, state=None):
+        """tokens (B, T), lengths (B,) -> logits (B, C), final state (tuple of (L x D, B, H))."""
+        B, T = tokens.shape
+        if lengths is None:
+            lengths = torch.full((B,), T, dtype=torch.int64)
+        x = self.embed(tokens)  # (B, T, E)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        if state is not None and len(state) == 1:
+            state = state[0]
+        out, new = self.rnn(packed, state)
+        new = tuple(new) if isinstance(new, tuple) else (new,)
+        pooled = self.pool(out, new[0], lengths)  # (B, D x H)
+        return self.head(self.drop(pooled)), new
+
+    def pool(self, packed_out, h_n: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        if c.pooling == "last":  # the top layer's final state of each direction
+            D = 2 if c.bidirectional else 1
+            return torch.cat([h_n[-D + d] for d in range(D)], dim=-1)  # (B, D x H)
+        out, _ = pad_packed_sequence(packed_out, batch_first=True)  # (B, T', D x H), zeros past each length
+        mask = torch.arange(out.shape[1], device=out.device)[None] < lengths.to(out.device)[:, None]  # (B, T')
+        if c.pooling == "mean":
+            return out.sum(dim=1) / lengths.to(out.device)[:, None].to(out.dtype)
+        if c.pooling == "max":
+            return out.masked_fill(~mask[..., None], float("-inf")).max(dim=1).values
+        weights = self.score(out).squeeze(-1).masked_fill(~mask, float("-inf")).softmax(dim=1)  # (B, T')
+        return (weights[..., None] * out).sum(dim=1)
+
+    # -- conveniences for people holding a loaded model -------------------------------------------
+
+    @torch.no_grad()
+    def predict_proba(self, texts: list[str]) -> torch.Tensor:
+        """Class probabilities (N, C) of each text (characters the vocabulary lacks are skipped)."""
+        from ..data.examples import pad
+        if self.vocab is None:
+            raise ValueError("this model has no vocabulary attached; load it with rnnkit.load(run_dir)")
+        self.eval()
+        device = self.head.weight.device
+        tokens, lengths = pad([self.vocab.encode(t, unknown="skip") for t in texts])
+        return F.softmax(self(tokens.to(device), lengths)[0].float(), dim=-1).cpu()
+
+    def predict(self, texts: str | list[str], top_k: int = 1) -> list[list[tuple[str, float]]]:
+        """The `top_k` most likely classes of each text, with their probabilities: a list per text,
+        always a list of lists (one text gives a list of one)."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        probs = self.predict_proba(texts)
+        top = probs.topk(min(top_k, probs.shape[1]), dim=-1)
+        return [[(self.classes[j], float(p)) for p, j in zip(ps.tolist(), js.tolist())]
+                for ps, js in zip(top.values, top.indices)]

@@ -1,0 +1,196 @@
+"""Many-to-one classification on the shared engine: data formats, the packed classifier, training,
+exact resume, evaluation metrics and the commands."""
+
+import json
+import random
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import checkpoint as ckpt
+from rnnkit.config import ClassifierConfig
+from rnnkit.data.examples import ExampleBatches, read_examples
+from rnnkit.errors import ConfigError, DataError
+from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.tasks.classify import metrics
+
+from conftest import run_cli
+
+TINY = dict(task="classify", hidden_size=32, embed_size=16, batch_size=16, eval_every=20, sample_every=0,
+            progress=False, log=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def words(tmp_path_factory, shakespeare_text):
+    """English words against the same kind of words written backwards: 2 x 1,000 examples."""
+    found = sorted(set(w.lower() for w in re.findall(r"[A-Za-z]{4,}", shakespeare_text)))
+    random.Random(0).shuffle(found)
+    rows = [f"{w}\ten" for w in found[:1000]] + [f"{w[::-1]}\trev" for w in found[1000:2000]]
+    random.Random(1).shuffle(rows)
+    path = tmp_path_factory.mktemp("words") / "words.tsv"
+    path.write_text("text\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def classifier_run(tmp_path_factory, words):
+    return rnnkit.train(words, out=tmp_path_factory.mktemp("runs") / "cls", max_steps=150, **TINY)
+
+
+def test_every_input_format_reads_the_same_examples(tmp_path):
+    pairs = [("Dubois", "French"), ("Müller", "German"), ("Rossi", "Italian"), ("Martin, Jr.", "French")]
+    (tmp_path / "a.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{c}\n" for t, c in pairs))
+    (tmp_path / "a.csv").write_text("".join(f'"{t}",{c}\n' for t, c in pairs))
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t, "label": c}) + "\n" for t, c in pairs))
+    folder = tmp_path / "names"
+    folder.mkdir()
+    for c in ("French", "German", "Italian"):  # the PyTorch tutorial's layout
+        (folder / f"{c}.txt").write_text("\r\n".join(t for t, k in pairs if k == c) + "\r\n")
+    expected = sorted(pairs)
+    for path in ("a.tsv", "a.csv", "a.jsonl", "names"):
+        ex = read_examples([str(tmp_path / path)])
+        assert sorted(zip(ex.texts, ex.labels)) == expected, path
+
+
+@pytest.mark.parametrize("content, message", [
+    ("only text\n", "row 1: expected 2 columns (text, label), found 1"),
+    ("a\tx\n\tx\n", "row 2: the text is empty"),
+    ("a\t\n", "row 1: the label is empty"),
+])
+def test_bad_rows_are_named(tmp_path, content, message):
+    (tmp_path / "bad.tsv").write_text(content)
+    with pytest.raises(DataError, match=re.escape(message)):
+        read_examples([str(tmp_path / "bad.tsv")])
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
+@pytest.mark.parametrize("cell, bidirectional", [("lstm", True), ("gru", False), ("rnn", True)])
+def test_padding_never_changes_a_classification(pooling, cell, bidirectional):
+    torch.manual_seed(0)
+    cfg = ClassifierConfig(cell=cell, num_layers=2, hidden_size=12, embed_size=8, vocab_size=20, num_classes=3,
+                           bidirectional=bidirectional, pooling=pooling)
+    model = SequenceClassifier(cfg).eval()
+    seqs = [torch.randint(0, 20, (n,)) for n in (3, 9, 1, 6)]
+    alone = torch.cat([model(s[None])[0] for s in seqs])  # (4, C), each sequence on its own
+    padded = torch.zeros(4, 9, dtype=torch.int64)
+    for i, s in enumerate(seqs):
+        padded[i, :len(s)] = s
+        padded[i, len(s):] = 7  # garbage in the padding must not matter
+    batched, _ = model(padded, torch.tensor([len(s) for s in seqs]))
+    assert torch.allclose(alone, batched, atol=1e-6)
+
+
+def test_bidirectional_packed_equals_unpacked_on_equal_lengths():
+    torch.manual_seed(1)
+    cfg = ClassifierConfig(cell="lstm", num_layers=2, hidden_size=10, embed_size=6, vocab_size=15, num_classes=4,
+                           bidirectional=True, pooling="last")
+    model = SequenceClassifier(cfg).eval()
+    tokens = torch.randint(0, 15, (5, 7))
+    packed, state = model(tokens, torch.full((5,), 7))
+    out, (h, c) = model.rnn(model.embed(tokens))  # the fused layer, no packing: (B, T, 2H)
+    H = cfg.hidden_size
+    last = torch.cat([out[:, -1, :H], out[:, 0, H:]], dim=-1)  # forward after the end, backward after the start
+    assert torch.allclose(packed, model.head(last), atol=1e-6) and torch.allclose(state[0], h, atol=1e-6)
+
+
+def test_batches_are_bucketed_shuffled_and_the_same_for_an_epoch_after_a_resume():
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(1, 9, size=n) for n in rng.integers(1, 40, size=500)]
+    labels = rng.integers(0, 3, size=500)
+    a, b = ExampleBatches(seqs, labels, 10, seed=3), ExampleBatches(seqs, labels, 10, seed=3)
+    assert len(a) == 50
+    for i in (0, 17, 49):
+        assert all(torch.equal(x, y) for x, y in zip(a.get(i, epoch=2), b.get(i, epoch=2)))
+    first = [a.get(i, epoch=0)[2].tolist() for i in range(50)]
+    assert first != [a.get(i, epoch=1)[2].tolist() for i in range(50)]  # another order next epoch
+    spans = [int(a.get(i)[1].max() - a.get(i)[1].min()) for i in range(50)]
+    assert np.median(spans) <= 3  # similar lengths together: little padding
+    halves = [ExampleBatches(seqs, labels, 5, seed=3, rank=r, world=2).get(4, epoch=1) for r in (0, 1)]
+    assert sorted(halves[0][2].tolist() + halves[1][2].tolist()) == sorted(a.get(4, epoch=1)[2].tolist())
+
+
+def test_the_classifier_learns_and_reports_its_metrics(classifier_run, words):
+    rows = [json.loads(x) for x in (classifier_run.dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert sum(losses[-10:]) / 10 < losses[0] - 0.1
+    result = rnnkit.evaluate(classifier_run.dir)
+    assert result["split"] == "test" and result["examples"] == 200 and result["accuracy"] > 0.7
+    assert sum(map(sum, result["confusion"])) == 200 and set(result["per_class"]) == {"en", "rev"}
+    model = rnnkit.load(classifier_run.dir)
+    assert isinstance(model, SequenceClassifier) and model.classes == ["en", "rev"]
+    top = model.predict(["sdrawkcab", "backwards"], top_k=2)
+    assert [[c for c, _ in t] for t in top] in ([["rev", "en"], ["en", "rev"]], [["rev", "en"], ["rev", "en"]],
+                                                [["en", "rev"], ["en", "rev"]])
+    assert all(abs(sum(p for _, p in t) - 1) < 1e-5 for t in top)
+    config = json.loads((classifier_run.dir / "config.json").read_text())
+    assert config["task"] == "classify" and config["classes"] == ["en", "rev"]
+
+
+def test_metrics_against_a_hand_count():
+    probs = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.3, 0.6, 0.1]])
+    labels = np.array([0, 1, 1, 2, 2])  # predicted 0, 1, 0, 2, 1: three right
+    m = metrics(probs, labels, ["a", "b", "c"], bins=10)
+    assert m["accuracy"] == pytest.approx(0.6) and m["confusion"] == [[1, 0, 0], [1, 1, 0], [0, 1, 1]]
+    # precision a 1/2, b 1/2, c 1; recall a 1, b 1/2, c 1/2 -> F1 2/3, 1/2, 2/3
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 2 / 3) / 3)
+    # confidence bins: 0.9 (right), 0.7 (right), 0.6 and 0.6 (both wrong), 0.8 (right)
+    assert m["ece"] == pytest.approx((0.1 + 0.3 + 2 * 0.6 + 0.2) / 5)
+
+
+def test_a_classifier_resumes_exactly(tmp_path, words):
+    opts = dict(TINY, dropout=0.2, checkpoint_every=1000, lr_schedule="constant")  # the same rate in both
+    rnnkit.train(words, out=tmp_path / "a", max_steps=80, **opts)  # more than one epoch: 1,600 / 16 = 100
+    rnnkit.train(words, out=tmp_path / "b", max_steps=40, **opts)
+    rnnkit.train(resume=tmp_path / "b", max_steps=80, progress=False, log=lambda m: None)
+    losses = [[json.loads(x).get("loss") for x in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
+              for r in "ab"]
+    assert losses[0] == losses[1]
+    wa, _ = ckpt.load_tensors(tmp_path / "a" / ckpt.TRAINER)
+    wb, _ = ckpt.load_tensors(tmp_path / "b" / ckpt.TRAINER)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_validation_and_test_files_and_class_weights(tmp_path, words):
+    lines = words.read_text().splitlines()[1:]
+    (tmp_path / "train.tsv").write_text("\n".join(lines[:1200]))
+    (tmp_path / "val.tsv").write_text("\n".join(lines[1200:1400]))
+    (tmp_path / "test.tsv").write_text("\n".join(lines[1400:]))
+    run = rnnkit.train(tmp_path / "train.tsv", out=tmp_path / "r", val=str(tmp_path / "val.tsv"),
+                       test=str(tmp_path / "test.tsv"), class_weights=True, max_steps=5, **TINY)
+    assert rnnkit.evaluate(run.dir)["examples"] == 600
+
+
+def test_bad_classification_input(tmp_path, words, classifier_run):
+    one = tmp_path / "one.tsv"
+    one.write_text("abc\tx\nabd\tx\n")
+    with pytest.raises(DataError, match="at least 2 classes"):
+        rnnkit.train(one, out=tmp_path / "r", **TINY)
+    with pytest.raises(ConfigError, match="--bidirectional does not apply to the lm task"):
+        rnnkit.train(words, out=tmp_path / "r", bidirectional=True, max_steps=1)
+    with pytest.raises(ConfigError, match="is a classify run; --task lm does not match it"):
+        rnnkit.train(resume=classifier_run.dir, task="lm")
+    with pytest.raises(ConfigError, match="sample needs a language model"):
+        rnnkit.sample(classifier_run.dir)
+    other = tmp_path / "other.tsv"
+    other.write_text("abc\tnew\n")
+    with pytest.raises(DataError, match="label\\(s\\) 'new' not among the classes"):
+        rnnkit.evaluate(classifier_run.dir, other)
+    assert not (tmp_path / "r").exists()
+
+
+def test_classifier_commands(tmp_path, classifier_run, words):
+    p = run_cli("eval", classifier_run.dir, "--confusion", tmp_path / "confusion.png")
+    assert p.returncode == 0 and "accuracy" in p.stdout and "macro-F1" in p.stdout, p.stderr
+    assert "confusion matrix" in p.stdout and (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    p = run_cli("predict", classifier_run.dir, "sdrawkcab", "--top-k", "2")
+    text, c1, p1, c2, p2 = p.stdout.strip().split("\t")
+    assert p.returncode == 0 and text == "sdrawkcab" and {c1, c2} == {"en", "rev"} and float(p1) >= float(p2)
+    (tmp_path / "in.txt").write_text("hello\nolleh\n\nworld\n")
+    p = run_cli("predict", classifier_run.dir, "--input", tmp_path / "in.txt", "--output", tmp_path / "out.tsv")
+    rows = (tmp_path / "out.tsv").read_text().splitlines()
+    assert p.returncode == 0 and [r.split("\t")[0] for r in rows] == ["hello", "olleh", "world"]
+    lm = run_cli("predict", classifier_run.dir.parent, "x")
+    assert lm.returncode == 1 and "not an rnnkit run directory" in lm.stderr
