@@ -26,8 +26,10 @@ from rnnkit.cli import build_parser  # noqa: E402
 from rnnkit.config import ClassifierConfig, ExamplesConfig, TrainConfig, overrides_from_args  # noqa: E402
 
 # The classifier's settings for this benchmark (any of them can be overridden after --).
-DEFAULTS = dict(cell="lstm", num_layers=2, hidden_size=256, embed_size=64, bidirectional=True, pooling="max",
-                dropout=0.2, batch_size=64, eval_every=500, checkpoint_every=2000)
+# Chosen by two 90-second probes on this split's validation set: a bidirectional 2x256 LSTM at batch 64
+# reached 0.833 validation accuracy, the same GRU at batch 128 0.841 (it sees more examples a second).
+DEFAULTS = dict(cell="gru", num_layers=2, hidden_size=256, embed_size=64, bidirectional=True, pooling="max",
+                dropout=0.2, batch_size=128, eval_every=500, checkpoint_every=2000)
 
 
 def main():

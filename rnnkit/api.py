@@ -36,5 +36,5 @@ def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown
 def _generator(run_dir, checkpoint: str):
     task = ckpt.task_of(run_dir)
     if task != "lm":
-        raise ConfigError(f"{run_dir} is a {task} run; sample needs a language model")
+        raise ConfigError(f"{run_dir} was trained for the {task} task; sample needs a language model")
     return load(run_dir, checkpoint)

@@ -1,10 +1,12 @@
-"""The training loop: teacher forcing, truncated BPTT with carried state, clipping, schedules,
-validation, checkpoints and exact resume.
+"""The trainer, one for every task: the loop, clipping, schedules, validation, checkpoints, exact
+resume, limits, divergence handling, mixed precision and torchrun.
 
-Each step takes chunk i of the B training streams (rnnkit.data.batching), runs the model from the
-state left by chunk i-1, and backpropagates through those T steps only: the state is detached
-after the step, so gradients stop at the chunk boundary while the values carry on. The state is
-reset to zeros at every epoch boundary (the streams start over) and for evaluation.
+A task (rnnkit.tasks) supplies the batches, the model, the loss of a batch and the validation loss.
+For the language model each step takes chunk i of the B training streams (rnnkit.data.batching),
+runs the model from the state left by chunk i-1, and backpropagates through those T steps only: the
+state is detached after the step, so gradients stop at the chunk boundary while the values carry
+on, and it is reset to zeros at every epoch boundary (the streams start over). A classifier's
+batches are independent examples and carry no state.
 
 Failures are handled where they happen: a diverged step is caught before its update (stop, or roll
 back to the last checkpoint with the learning rate halved); SIGINT/SIGTERM checkpoint between steps;
@@ -403,7 +405,7 @@ def _task_module(task: str | None, resume, init_from):
         return tasks.TASKS[task or "lm"]
     stored = ckpt.task_of(base)
     if task is not None and task != stored:
-        raise ConfigError(f"{base} is a {stored} run; --task {task} does not match it")
+        raise ConfigError(f"{base} was trained for the {stored} task; --task {task} does not match it")
     return tasks.module_for(stored)
 
 

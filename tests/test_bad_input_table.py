@@ -44,6 +44,8 @@ def sandbox(tmp_path_factory, small_corpus, shakespeare_text):
     (box / "latin1.txt").write_bytes("café au lait\n".encode("latin-1") * 100)
     (box / "short.txt").write_text(shakespeare_text[:18])
     (box / "alien.txt").write_text("To be, or not to be: ¿qué?\n" * 10)
+    (box / "one.tsv").write_text("anna\tnames\nbob\tnames\n")
+    (box / "nolabel.tsv").write_text("just some text\n")
     (box / "notext").mkdir()
     (box / "notext" / "notes.md").write_text("not matched by the default --glob\n")
     (box / "notarun").mkdir()

@@ -170,7 +170,7 @@ def test_bad_classification_input(tmp_path, words, classifier_run):
         rnnkit.train(one, out=tmp_path / "r", **TINY)
     with pytest.raises(ConfigError, match="--bidirectional does not apply to the lm task"):
         rnnkit.train(words, out=tmp_path / "r", bidirectional=True, max_steps=1)
-    with pytest.raises(ConfigError, match="is a classify run; --task lm does not match it"):
+    with pytest.raises(ConfigError, match="was trained for the classify task; --task lm does not match it"):
         rnnkit.train(resume=classifier_run.dir, task="lm")
     with pytest.raises(ConfigError, match="sample needs a language model"):
         rnnkit.sample(classifier_run.dir)
