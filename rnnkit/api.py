@@ -28,9 +28,16 @@ def sample(run_dir, checkpoint: str = "best", on_text: Callable[[str], None] | N
     return sample_text(_generator(run_dir, checkpoint), fast=fast, on_text=on_text, **options)
 
 
-def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error") -> dict:
-    """`rnnkit eval`: the task's metrics on the run's test split, or on `file` if given."""
-    return module_for(ckpt.task_of(run_dir)).evaluate_run(run_dir, file, checkpoint=checkpoint, unknown=unknown)
+def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error",
+             horizon: int = 1) -> dict:
+    """`rnnkit eval`: the task's metrics on the run's test split, or on `file` if given. `horizon`:
+    for a forecaster, how many steps ahead each prediction is made."""
+    task = ckpt.task_of(run_dir)
+    if task == "series":
+        return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint, horizon=horizon)
+    if horizon != 1:
+        raise ConfigError(f"--horizon is for forecasters; {run_dir} was trained for the {task} task")
+    return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint, unknown=unknown)
 
 
 def _generator(run_dir, checkpoint: str):

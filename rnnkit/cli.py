@@ -86,7 +86,12 @@ def _cmd_sample(args) -> int:
 
 def _cmd_eval(args) -> int:
     from .api import evaluate
-    result = evaluate(args.run_dir, args.file, checkpoint=args.checkpoint, unknown=args.unknown)
+    result = evaluate(args.run_dir, args.file, checkpoint=args.checkpoint, unknown=args.unknown, horizon=args.horizon)
+    if args.plot:
+        if "horizon" not in result:
+            raise RnnkitError("--plot is for forecasters (series runs)")
+        from .tasks.series import plot_forecast
+        plot_forecast(result, args.plot)
     if args.confusion:
         if "confusion" not in result:
             raise RnnkitError("--confusion is for classifiers; this run is a language model")
@@ -94,6 +99,10 @@ def _cmd_eval(args) -> int:
         plot_confusion(result, args.confusion)
     if args.json:
         print(json.dumps(result))
+    elif "horizon" in result:  # a forecaster
+        print(f"{result['split']}: {result['horizon']} step(s) ahead, MSE {result['mse']:.4g}, MAE {result['mae']:.4g}; "
+              f"persistence MSE {result['persistence_mse']:.4g}, MAE {result['persistence_mae']:.4g} "
+              f"({result['steps']:,} steps)")
     elif "accuracy" in result:  # a classifier
         from .tasks.classify import confusion_table
         print(f"{result['split']}: accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, "
@@ -326,8 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(new embedding and output rows; the old characters keep theirs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--task", choices=tuple(TASK_CONFIGS), help="what to learn: lm (a character language "
-                   "model, the default) or classify (text -> a class, from labelled examples); --resume and "
-                   "--init-from keep their run's task")
+                   "model, the default), classify (text -> a class, from labelled examples) or series (a CSV "
+                   "time series -> its next values); --resume and --init-from keep their run's task")
     seen: set = set()
     for name, (model_cls, data_cls) in TASK_CONFIGS.items():
         add_arguments(p, model_cls, f"model ({name})" if name != "lm" else "model", seen)
@@ -356,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_unknown(p, "FILE")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--confusion", metavar="PNG", help="classifiers: also draw the confusion matrix here")
+    p.add_argument("--horizon", type=int, default=1, help="forecasters: predict each step this many steps ahead, "
+                   "feeding predictions back (default: 1, every input a true value)")
+    p.add_argument("--plot", metavar="PNG", help="forecasters: draw the forecast against the truth here")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="the most likely classes of a text (classifiers)", description=(

@@ -123,8 +123,31 @@ class ExamplesConfig:
         _check_choices(self)
 
 
+@dataclass
+class ForecasterConfig(ModelConfig):
+    """A forecaster's model (rnnkit.models.forecaster): the values of each step projected to
+    embed_size, the recurrent core of ModelConfig, a linear layer to the next step's values."""
+
+    num_features: int = _opt(0, "number of value columns; set from the data", cli=False)
+
+
+@dataclass
+class SeriesConfig:
+    """A time series for a forecaster (rnnkit.data.series): one CSV, rows in time order."""
+
+    paths: list = _opt([], "the CSV file: a header, a time column and one or more value columns", cli=False)
+    time_column: str = _opt("time", "series: the CSV column holding the time (its values must increase)")
+    columns: str = _opt("", "series: comma-separated value columns to model (default: every column but the time)")
+    split: tuple = _opt((0.7, 0.1, 0.2), "train,validation,test fractions of the series, in time order")
+
+    def __post_init__(self):
+        self.paths = [str(p) for p in self.paths]
+        self.split = parse_split(self.split)
+
+
 # Each task's (model config, data config); the trainer's TrainConfig serves them all (rnnkit.tasks).
-TASK_CONFIGS = {"lm": (ModelConfig, DataConfig), "classify": (ClassifierConfig, ExamplesConfig)}
+TASK_CONFIGS = {"lm": (ModelConfig, DataConfig), "classify": (ClassifierConfig, ExamplesConfig),
+                "series": (ForecasterConfig, SeriesConfig)}
 
 
 @dataclass

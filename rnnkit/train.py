@@ -618,7 +618,7 @@ def _loop(run_dir: Path, job, optimizer, batches, cfg: TrainConfig, device, amp:
     d.barrier()
     last_val, best_val = trainer.last_val, trainer.best_val
     log(f"stopped by {stopped_by} after {trainer.step} steps ({trainer.elapsed():.0f}s)"
-        + (f"; validation loss {last_val:.4f} nats/{job.unit}, best {best_val:.4f}" if last_val is not None else ""))
+        + (f"; validation loss {last_val:.4f} {job.loss_unit}, best {best_val:.4f}" if last_val is not None else ""))
     # Both backends save CharRNN's parameter names, so a language model is always a CharRNN.
     best = tasks.load(run_dir, "best", device=str(device))
     return Run(run_dir, best, trainer.step, best_val, last_val, stopped_by)

@@ -46,6 +46,7 @@ def sandbox(tmp_path_factory, small_corpus, shakespeare_text):
     (box / "alien.txt").write_text("To be, or not to be: ¿qué?\n" * 10)
     (box / "one.tsv").write_text("anna\tnames\nbob\tnames\n")
     (box / "nolabel.tsv").write_text("just some text\n")
+    (box / "gaps.csv").write_text("time,v\n1,2.5\n2,\n3,4\n")
     (box / "notext").mkdir()
     (box / "notext" / "notes.md").write_text("not matched by the default --glob\n")
     (box / "notarun").mkdir()

@@ -8,6 +8,7 @@ A task module provides
     setup(...) -> Task          a training run's data and model (new, resumed or fine-tuned)
 and its Task object gives the trainer, for any shape of model:
     model, has_val, unit        the module to train; whether there is a validation split; "char" ...
+    loss_unit                   what the loss measures ("nats/char", "nats/example", "MSE ...")
     train_batches(rank, world)  batches of one epoch: len() and get(i)
     items_per_step(world)       how many characters / examples one step consumes (for the speed)
     loss(net, batch, state, device, amp) -> (loss, state)
@@ -23,9 +24,9 @@ from pathlib import Path
 
 from .. import checkpoint as ckpt
 from ..errors import CheckpointError
-from . import classify, lm
+from . import classify, lm, series
 
-TASKS = {"lm": lm, "classify": classify}
+TASKS = {"lm": lm, "classify": classify, "series": series}
 
 
 def module_for(name: str):

@@ -67,6 +67,7 @@ class Task:
 
     name = NAME
     unit = "char"  # what the progress bar counts per second
+    loss_unit = "nats/char"
     carries_state = True  # truncated BPTT: the state of chunk i starts chunk i + 1
     cpu_bf16 = True  # --precision auto may use bf16 on CPUs that have it (53 against 80 ms a default step)
 
