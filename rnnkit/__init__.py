@@ -14,7 +14,7 @@ The names below are imported on first use (PEP 562), so that `import rnnkit` and
 import sys
 import types
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
