@@ -151,6 +151,17 @@ def read_config_json(run_dir: str | Path) -> dict:
     return raw
 
 
+def parse_config(run_dir: str | Path, parse):
+    """`parse(raw config.json)` -> a task's run config; whatever it cannot parse (a missing section, a
+    bad value) becomes one line naming the file."""
+    from .errors import RnnkitError
+    raw = read_config_json(run_dir)
+    try:
+        return parse(raw)
+    except (ValueError, KeyError, TypeError, AttributeError, RnnkitError) as exc:
+        raise CheckpointError(f"{Path(run_dir) / CONFIG} is unreadable or corrupted: {exc}") from None
+
+
 def task_of(run_dir: str | Path) -> str:
     """The task a run directory was trained for ("lm" for runs from before tasks existed)."""
     task = read_config_json(run_dir).get("task", "lm")

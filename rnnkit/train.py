@@ -302,6 +302,10 @@ def train(data=None, out: str | Path | None = None, *, task: str | None = None, 
     if extend_vocab and init_from is None:
         raise ConfigError("--extend-vocab grows the vocabulary of the run given to --init-from; give --init-from")
     kind = _task_module(task, resume, init_from)
+    if not kind.LANGUAGE_MODEL and init_from is not None:
+        raise ConfigError(f"--init-from fine-tunes language models; train a {kind.NAME} model from scratch")
+    if not kind.LANGUAGE_MODEL and options.get("backend") == "numpy":
+        raise ConfigError("--backend numpy is the language model's reference; other tasks train with torch")
     foreign = sorted(set(options) - {f.name for cls in (*kind.CONFIGS, TrainConfig) for f in fields(cls)})
     if foreign and all(any(name in {f.name for f in fields(c)} for c in sum(TASK_CONFIGS.values(), ()))
                        for name in foreign):

@@ -172,6 +172,10 @@ def test_bad_classification_input(tmp_path, words, classifier_run):
         rnnkit.train(words, out=tmp_path / "r", bidirectional=True, max_steps=1)
     with pytest.raises(ConfigError, match="was trained for the classify task; --task lm does not match it"):
         rnnkit.train(resume=classifier_run.dir, task="lm")
+    with pytest.raises(ConfigError, match="--init-from fine-tunes language models"):
+        rnnkit.train(words, out=tmp_path / "r", init_from=classifier_run.dir, max_steps=1)
+    with pytest.raises(ConfigError, match="--backend numpy is the language model's reference"):
+        rnnkit.train(words, out=tmp_path / "r", backend="numpy", **TINY)
     with pytest.raises(ConfigError, match="sample needs a language model"):
         rnnkit.sample(classifier_run.dir)
     other = tmp_path / "other.tsv"

@@ -3,6 +3,7 @@
 
 A task module provides
     NAME, CONFIGS               its name and its (model config, data config) dataclasses
+    LANGUAGE_MODEL              True where --init-from and --backend numpy apply
     read_run(run_dir)           the configs (and vocabulary, labels ...) stored in a run directory
     load(run_dir, checkpoint)   the trained model, ready to use (sample / predict / evaluate)
     setup(...) -> Task          a training run's data and model (new, resumed or fine-tuned)

@@ -23,9 +23,10 @@ from .. import checkpoint as ckpt
 from ..config import TASK_CONFIGS, ClassifierConfig, ExamplesConfig, TrainConfig, build
 from ..data.examples import ExampleBatches, Examples, encode, pad, read_examples, split_examples
 from ..data.vocab import Vocab
-from ..errors import CheckpointError, ConfigError, DataError, RnnkitError
+from ..errors import CheckpointError, DataError
 from ..models.classifier import SequenceClassifier
 
+LANGUAGE_MODEL = False  # fine-tuning (--init-from) and the NumPy reference backend exist for language models
 NAME = "classify"
 CONFIGS = TASK_CONFIGS[NAME]  # (ClassifierConfig, ExamplesConfig)
 EVAL_BATCH = 256  # examples per forward pass when validating and evaluating
@@ -43,14 +44,12 @@ class RunConfig:
 
 
 def read_run(run_dir: str | Path) -> RunConfig:
-    raw, path = ckpt.read_config_json(run_dir), Path(run_dir) / ckpt.CONFIG
-    try:
-        run = RunConfig(build(ClassifierConfig, raw["model"]), build(ExamplesConfig, raw["data"]),
-                        build(TrainConfig, raw["train"]), Vocab.from_json(raw["vocab"]), list(raw["classes"]))
-    except (ValueError, KeyError, TypeError, AttributeError, RnnkitError) as exc:
-        raise CheckpointError(f"{path} is unreadable or corrupted: {exc}") from None
+    run = ckpt.parse_config(run_dir, lambda raw: RunConfig(
+        build(ClassifierConfig, raw["model"]), build(ExamplesConfig, raw["data"]), build(TrainConfig, raw["train"]),
+        Vocab.from_json(raw["vocab"]), list(raw["classes"])))
     if run.model.vocab_size != len(run.vocab) or run.model.num_classes != len(run.classes):
-        raise CheckpointError(f"{path} is inconsistent: the model's sizes do not match its vocabulary and classes")
+        raise CheckpointError(f"{Path(run_dir) / ckpt.CONFIG} is inconsistent: the model's sizes do not match its "
+                              "vocabulary and classes")
     return run
 
 
@@ -126,10 +125,6 @@ class Task:
 
 def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, resumed: RunConfig | None = None,
           init_from=None, extend_vocab: bool = False) -> Task:
-    if init_from is not None:
-        raise ConfigError("--init-from is for language models; train a classifier from scratch")
-    if train_cfg.backend != "torch":
-        raise ConfigError("--backend numpy is the language model's reference; a classifier trains with torch")
     data_cfg = resumed.data if resumed is not None else build(ExamplesConfig, data_o)
     train, val, _ = splits(data_cfg)
     if resumed is not None:

@@ -21,9 +21,10 @@ from ..config import TASK_CONFIGS, DataConfig, ModelConfig, TrainConfig, build
 from ..data.batching import StreamBatches
 from ..data.corpus import Corpus, prepare, prepare_for_run
 from ..data.vocab import Vocab, describe_chars
-from ..errors import CheckpointError, ConfigError, DataError, RnnkitError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..models import CharRNN, grow_vocabulary
 
+LANGUAGE_MODEL = True  # fine-tuning (--init-from) and the NumPy reference backend exist for language models
 NAME = "lm"
 CONFIGS = TASK_CONFIGS[NAME]  # (ModelConfig, DataConfig); TrainConfig is the trainer's
 
@@ -40,17 +41,15 @@ class RunConfig:
 
 def read_run(run_dir: str | Path) -> RunConfig:
     """The configs and vocabulary of a language-model run directory (one-line errors if damaged)."""
-    raw, path = ckpt.read_config_json(run_dir), Path(run_dir) / ckpt.CONFIG
-    try:
+    def parse(raw: dict) -> RunConfig:
         if isinstance(raw.get("data"), dict):  # runs from before keep_crlf existed read text as it was
             raw["data"].setdefault("keep_crlf", True)
-        run = RunConfig(build(ModelConfig, raw["model"]), build(DataConfig, raw["data"]), build(TrainConfig, raw["train"]),
-                        Vocab.from_json(raw["vocab"]))
-    except (ValueError, KeyError, TypeError, AttributeError, RnnkitError) as exc:
-        raise CheckpointError(f"{path} is unreadable or corrupted: {exc}") from None
+        return RunConfig(build(ModelConfig, raw["model"]), build(DataConfig, raw["data"]),
+                         build(TrainConfig, raw["train"]), Vocab.from_json(raw["vocab"]))
+    run = ckpt.parse_config(run_dir, parse)
     if run.model.vocab_size != len(run.vocab):
-        raise CheckpointError(f"{path} is inconsistent: vocab_size {run.model.vocab_size} but "
-                              f"{len(run.vocab)} symbols in the vocabulary")
+        raise CheckpointError(f"{Path(run_dir) / ckpt.CONFIG} is inconsistent: vocab_size {run.model.vocab_size} "
+                              f"but {len(run.vocab)} symbols in the vocabulary")
     return run
 
 

@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from .. import checkpoint as ckpt
 from ..config import TASK_CONFIGS, ForecasterConfig, SeriesConfig, TrainConfig, build
 from ..data.series import WindowBatches, read_series, split_bounds
-from ..errors import CheckpointError, ConfigError, DataError, RnnkitError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..models.forecaster import SeriesRNN
 
+LANGUAGE_MODEL = False  # fine-tuning (--init-from) and the NumPy reference backend exist for language models
 NAME = "series"
 CONFIGS = TASK_CONFIGS[NAME]  # (ForecasterConfig, SeriesConfig)
 
@@ -40,15 +41,12 @@ class RunConfig:
 
 
 def read_run(run_dir: str | Path) -> RunConfig:
-    raw, path = ckpt.read_config_json(run_dir), Path(run_dir) / ckpt.CONFIG
-    try:
-        run = RunConfig(build(ForecasterConfig, raw["model"]), build(SeriesConfig, raw["data"]),
-                        build(TrainConfig, raw["train"]), list(raw["columns"]),
-                        np.array(raw["mean"], dtype=np.float64), np.array(raw["std"], dtype=np.float64))
-    except (ValueError, KeyError, TypeError, AttributeError, RnnkitError) as exc:
-        raise CheckpointError(f"{path} is unreadable or corrupted: {exc}") from None
+    run = ckpt.parse_config(run_dir, lambda raw: RunConfig(
+        build(ForecasterConfig, raw["model"]), build(SeriesConfig, raw["data"]), build(TrainConfig, raw["train"]),
+        list(raw["columns"]), np.array(raw["mean"], dtype=np.float64), np.array(raw["std"], dtype=np.float64)))
     if not (run.model.num_features == len(run.columns) == len(run.mean) == len(run.std)):
-        raise CheckpointError(f"{path} is inconsistent: the model's size does not match its columns")
+        raise CheckpointError(f"{Path(run_dir) / ckpt.CONFIG} is inconsistent: the model's size does not match "
+                              "its columns")
     return run
 
 
@@ -109,10 +107,6 @@ class Task:
 
 def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, resumed: RunConfig | None = None,
           init_from=None, extend_vocab: bool = False) -> Task:
-    if init_from is not None:
-        raise ConfigError("--init-from is for language models; train a forecaster from scratch")
-    if train_cfg.backend != "torch":
-        raise ConfigError("--backend numpy is the language model's reference; a forecaster trains with torch")
     data_cfg = resumed.data if resumed is not None else build(SeriesConfig, data_o)
     if len(data_cfg.paths) != 1:
         raise DataError("a series task reads one CSV file")
