@@ -127,6 +127,9 @@ def _cmd_predict(args) -> int:
     model = load(args.run_dir, args.checkpoint)
     if not hasattr(model, "predict"):
         raise RnnkitError(f"{args.run_dir} is a language model; predict needs a classifier (try rnnkit sample)")
+    if model.config.num_features:
+        raise RnnkitError(f"{args.run_dir} classifies sequences of vectors, not text; use model.predict(arrays) in "
+                          "Python, or rnnkit eval RUN FILE.npz")
     texts = [args.text] if args.text is not None else \
         [line for line in normalize_newlines(read_text(args.input)).split("\n") if line.strip()]
     rows = [t + "\t" + "\t".join(f"{c}\t{p:.4f}" for c, p in top) for t, top in

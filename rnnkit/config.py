@@ -93,11 +93,13 @@ class ClassifierConfig(ModelConfig):
                         "state, of each direction), mean, max or attention (a learned weighted mean)",
                         ("last", "mean", "max", "attention"))
     num_classes: int = _opt(0, "number of classes; set from the data", cli=False)
+    num_features: int = _opt(0, "values per step of a sequence of vectors (0: the inputs are characters); set from "
+                             "the data", cli=False)
 
     def __post_init__(self):
         super().__post_init__()
-        if self.num_classes < 0:
-            raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}")
+        if self.num_classes < 0 or self.num_features < 0:
+            raise ConfigError(f"num_classes and num_features must be >= 0, got {self.num_classes}, {self.num_features}")
 
 
 @dataclass
@@ -107,8 +109,10 @@ class ExamplesConfig:
     paths: list = _opt([], "the examples: TSV/CSV/JSONL files, or a folder with one file per class", cli=False)
     format: str = _opt("auto", "classify: how the examples are stored: tsv or csv (text, label per row; a "
                        "'text,label' header row is skipped), jsonl ({\"text\": ..., \"label\": ...} per line), "
-                       "folder (one FILE per class, one example per line, the class named by the file), or auto "
-                       "(by the file's extension; a directory is a folder)", ("auto", "tsv", "csv", "jsonl", "folder"))
+                       "folder (one FILE per class, one example per line, the class named by the file), npz "
+                       "(sequences of vectors: arrays x (N, T, F), y (N,) and optionally lengths (N,)), or auto "
+                       "(by the file's extension; a directory is a folder)",
+                       ("auto", "tsv", "csv", "jsonl", "folder", "npz"))
     split: tuple = _opt((0.8, 0.1, 0.1), "train,validation,test fractions of the examples (a seeded random split)")
     split_seed: int = _opt(0, "classify: seed of the random train/validation/test split")
     val: list = _opt([], "classify: a file of validation examples (then --split does not take any)", kind=str)

@@ -198,3 +198,42 @@ def test_classifier_commands(tmp_path, classifier_run, words):
     assert p.returncode == 0 and [r.split("\t")[0] for r in rows] == ["hello", "olleh", "world"]
     lm = run_cli("predict", classifier_run.dir.parent, "x")
     assert lm.returncode == 1 and "not an rnnkit run directory" in lm.stderr
+
+
+def _vector_task(path, n=600, seed=0):
+    """Sequences of 2-value vectors, 4 to 12 steps long: class "up" if the first value trends upward."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(4, 13, size=n)
+    y = rng.integers(0, 2, size=n)
+    x = rng.normal(0, 0.3, size=(n, 12, 2)).astype(np.float32)
+    x[:, :, 0] += np.where(y[:, None] == 1, 1, -1) * np.linspace(-1, 1, 12)[None]
+    np.savez(path, x=x, y=np.array(["down", "up"])[y], lengths=lengths)
+    return path
+
+
+def test_sequences_of_vectors_are_classified(tmp_path):
+    data = _vector_task(tmp_path / "v.npz")
+    run = rnnkit.train(data, out=tmp_path / "r", max_steps=120, **{**TINY, "bidirectional": True})
+    result = rnnkit.evaluate(run.dir)
+    assert result["accuracy"] > 0.8 and result["examples"] == 60
+    model = rnnkit.load(run.dir)
+    assert model.config.num_features == 2 and model.vocab is None
+    rising = np.stack([np.linspace(-1, 1, 8), np.zeros(8)], axis=1)
+    assert model.predict([rising])[0][0][0] == "up"
+    # Padding never changes a sequence of vectors' class either.
+    seqs = [np.random.default_rng(k).normal(size=(n, 2)).astype(np.float32) for k, n in enumerate((3, 11, 6))]
+    alone = torch.cat([model.predict_proba([s]) for s in seqs])
+    assert torch.allclose(alone, model.predict_proba(seqs), atol=1e-6)
+    p = run_cli("predict", run.dir, "text")
+    assert p.returncode == 1 and "sequences of vectors" in p.stderr
+
+
+def test_bad_vector_files(tmp_path):
+    np.savez(tmp_path / "a.npz", x=np.zeros((4, 3)), y=np.zeros(4))
+    np.savez(tmp_path / "b.npz", x=np.zeros((4, 3, 2)))
+    x = np.zeros((4, 3, 2))
+    x[2, 1, 0] = np.nan
+    np.savez(tmp_path / "c.npz", x=x, y=np.zeros(4))
+    for name, message in (("a", "x must be \\(N, T, F\\)"), ("b", "lacks 'y'"), ("c", "NaN or infinite values \\(example 2\\)")):
+        with pytest.raises(DataError, match=message):
+            read_examples([str(tmp_path / f"{name}.npz")])

@@ -4,7 +4,9 @@ Formats (`ExamplesConfig.format`, "auto" decides by the extension; a directory i
 - tsv / csv: one example per row, text then label (a first row "text,label" is a header and skipped);
 - jsonl: one {"text": ..., "label": ...} object per line;
 - folder: one file per class, one example per line, the class named by the file (`French.txt`), the
-  format of the PyTorch tutorial "classifying names with a character-level RNN".
+  format of the PyTorch tutorial "classifying names with a character-level RNN";
+- npz: sequences of vectors instead of text, arrays x (N, T, F), y (N,) and optionally lengths (N,)
+  (an image read one row per step is a sequence of its rows).
 
 Batches hold examples of similar length (sorted within pools of many batches, the batches then
 shuffled), padded to their longest member, with the lengths alongside so that the model packs them
@@ -32,9 +34,9 @@ POOL = 50  # batches whose examples are sorted by length together (bucketing wit
 
 @dataclass
 class Examples:
-    """Texts and their labels (as given, strings)."""
+    """Texts (or sequences of vectors, (T, F) arrays) and their labels (as given, strings)."""
 
-    texts: list[str]
+    texts: list
     labels: list[str]
 
     def __len__(self) -> int:
@@ -51,6 +53,11 @@ def read_examples(paths: list[str], fmt: str = "auto") -> Examples:
     texts, labels = [], []
     for p in map(Path, paths):
         kind = _format_of(p, fmt)
+        if kind == "npz":
+            seqs, names = _vectors(p)
+            texts += seqs
+            labels += names
+            continue
         if kind == "folder":
             files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
             if not files:
@@ -82,9 +89,31 @@ def _format_of(path: Path, fmt: str) -> str:
     if path.is_dir():
         return "folder"
     suffix = path.suffix.lower()
-    if suffix in (".tsv", ".csv", ".jsonl"):
+    if suffix in (".tsv", ".csv", ".jsonl", ".npz"):
         return suffix[1:]
-    raise DataError(f"cannot tell the format of {path} from its extension; give --format tsv, csv, jsonl or folder")
+    raise DataError(f"cannot tell the format of {path} from its extension; give --format tsv, csv, jsonl, npz or "
+                    "folder")
+
+
+def _vectors(path: Path) -> tuple[list[np.ndarray], list[str]]:
+    """Sequences of vectors from an .npz file: x (N, T, F) numbers, y (N,) labels, and optionally
+    lengths (N,) (each example's first lengths[i] steps; all T without it). Loaded without pickle."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            lacking = [k for k in ("x", "y") if k not in f.files]
+            if lacking:
+                raise DataError(f"{path} needs arrays x (N, T, F) and y (N,); it lacks {', '.join(map(repr, lacking))}")
+            x, y = np.asarray(f["x"], dtype=np.float32), np.asarray(f["y"])
+            lengths = np.asarray(f["lengths"]) if "lengths" in f.files else np.full(len(x), x.shape[1] if x.ndim == 3 else 0)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable .npz of numbers: {str(exc).splitlines()[0][:100]}") from None
+    if x.ndim != 3 or y.shape != (len(x),) or lengths.shape != (len(x),):
+        raise DataError(f"{path}: x must be (N, T, F) and y, lengths (N,); got x {x.shape}, y {y.shape}")
+    if not np.isfinite(x).all():
+        raise DataError(f"{path}: x holds NaN or infinite values (example {int(np.argwhere(~np.isfinite(x))[0, 0])})")
+    if (lengths < 1).any() or (lengths > x.shape[1]).any():
+        raise DataError(f"{path}: every length must be in 1..{x.shape[1]}")
+    return [x[i, :int(n)] for i, n in enumerate(lengths)], [str(v) for v in y.tolist()]
 
 
 def _rows(path: Path, text: str, kind: str):
@@ -128,13 +157,18 @@ def encode(examples: Examples, vocab: Vocab, classes: list[str]) -> tuple[list[n
     if unknown:
         raise DataError(f"label(s) {', '.join(map(repr, unknown[:10]))} not among the classes the model was "
                         f"trained on: {', '.join(classes)}")
-    return [vocab.encode(t, unknown="skip") for t in examples.texts], np.array([index[c] for c in examples.labels])
+    labels = np.array([index[c] for c in examples.labels], dtype=np.int64)
+    if vocab is None:  # sequences of vectors: already numbers
+        return list(examples.texts), labels
+    return [vocab.encode(t, unknown="skip") for t in examples.texts], labels
 
 
 def pad(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token sequences -> (tokens (B, T) int64 padded with 0, lengths (B,) int64); empty ones count 1."""
+    """Token sequences -> (tokens (B, T) int64 padded with 0, lengths (B,) int64), or sequences of
+    vectors (T_i, F) -> (values (B, T, F) float32 padded with zeros, lengths); empty ones count 1."""
     lengths = np.array([max(len(s), 1) for s in seqs])
-    out = np.zeros((len(seqs), lengths.max()), dtype=np.int64)
+    vectors = seqs[0].ndim == 2
+    out = np.zeros((len(seqs), lengths.max(), *seqs[0].shape[1:]), dtype=np.float32 if vectors else np.int64)
     for i, s in enumerate(seqs):
         out[i, :len(s)] = s
     return torch.from_numpy(out), torch.from_numpy(lengths)

@@ -16,6 +16,7 @@ softmax over the real positions only (Yang et al. 2016 use it for document class
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,11 +31,15 @@ class SequenceClassifier(nn.Module):
 
     def __init__(self, config: ClassifierConfig, vocab=None, classes: list[str] | None = None):
         super().__init__()
-        if config.vocab_size < 1 or config.num_classes < 2:
-            raise ValueError("ClassifierConfig.vocab_size (>= 1) and num_classes (>= 2) must be set from the data")
+        if (config.vocab_size < 1 and config.num_features < 1) or config.num_classes < 2:
+            raise ValueError("ClassifierConfig.vocab_size or num_features (>= 1) and num_classes (>= 2) must be set "
+                             "from the data")
         self.config, self.vocab, self.classes = config, vocab, classes
         family = FAMILIES[config.cell]
-        self.embed = nn.Embedding(config.vocab_size, config.embed_size)
+        # Characters are looked up in an embedding table; a sequence of vectors (F values a step, e.g. an
+        # image read one row at a time) is projected to the same E dimensions instead.
+        self.embed = (nn.Linear(config.num_features, config.embed_size) if config.num_features
+                      else nn.Embedding(config.vocab_size, config.embed_size))
         self.rnn = family.make_fused(config.embed_size, config, bidirectional=config.bidirectional)
         family.init_weights(self.rnn, config)
         D = 2 if config.bidirectional else 1
@@ -46,8 +51,8 @@ class SequenceClassifier(nn.Module):
         self.head = nn.Linear(width, config.num_classes)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None, state=None):
-        """tokens (B, T), lengths (B,) -> logits (B, C), final state (tuple of (L x D, B, H))."""
-        B, T = tokens.shape
+        """tokens (B, T) (or vectors (B, T, F)), lengths (B,) -> logits (B, C), final state (tuple of (L x D, B, H))."""
+        B, T = tokens.shape[:2]
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64)
         x = self.embed(tokens)  # (B, T, E)
@@ -76,19 +81,22 @@ class SequenceClassifier(nn.Module):
     # -- conveniences for people holding a loaded model -------------------------------------------
 
     @torch.no_grad()
-    def predict_proba(self, texts: list[str]) -> torch.Tensor:
-        """Class probabilities (N, C) of each text (characters the vocabulary lacks are skipped)."""
+    def predict_proba(self, texts: list) -> torch.Tensor:
+        """Class probabilities (N, C) of each text (characters the vocabulary lacks are skipped), or of
+        each sequence of vectors ((T, F) arrays) for a model of vectors."""
         from ..data.examples import pad
-        if self.vocab is None:
+        if self.vocab is None and not self.config.num_features:
             raise ValueError("this model has no vocabulary attached; load it with rnnkit.load(run_dir)")
         self.eval()
         device = self.head.weight.device
-        tokens, lengths = pad([self.vocab.encode(t, unknown="skip") for t in texts])
+        seqs = ([np.asarray(t, dtype=np.float32) for t in texts] if self.config.num_features
+                else [self.vocab.encode(t, unknown="skip") for t in texts])
+        tokens, lengths = pad(seqs)
         return F.softmax(self(tokens.to(device), lengths)[0].float(), dim=-1).cpu()
 
-    def predict(self, texts: str | list[str], top_k: int = 1) -> list[list[tuple[str, float]]]:
-        """The `top_k` most likely classes of each text, with their probabilities: a list per text,
-        always a list of lists (one text gives a list of one)."""
+    def predict(self, texts, top_k: int = 1) -> list[list[tuple[str, float]]]:
+        """The `top_k` most likely classes of each text (or sequence of vectors), with their
+        probabilities: a list per input, always a list of lists (one text gives a list of one)."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         probs = self.predict_proba(texts)
         top = probs.topk(min(top_k, probs.shape[1]), dim=-1)

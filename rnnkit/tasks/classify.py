@@ -39,15 +39,15 @@ class RunConfig:
     model: ClassifierConfig
     data: ExamplesConfig
     train: TrainConfig
-    vocab: Vocab
+    vocab: Vocab | None  # None for sequences of vectors
     classes: list
 
 
 def read_run(run_dir: str | Path) -> RunConfig:
     run = ckpt.parse_config(run_dir, lambda raw: RunConfig(
         build(ClassifierConfig, raw["model"]), build(ExamplesConfig, raw["data"]), build(TrainConfig, raw["train"]),
-        Vocab.from_json(raw["vocab"]), list(raw["classes"])))
-    if run.model.vocab_size != len(run.vocab) or run.model.num_classes != len(run.classes):
+        None if raw["vocab"] is None else Vocab.from_json(raw["vocab"]), list(raw["classes"])))
+    if run.model.vocab_size != (len(run.vocab) if run.vocab else 0) or run.model.num_classes != len(run.classes):
         raise CheckpointError(f"{Path(run_dir) / ckpt.CONFIG} is inconsistent: the model's sizes do not match its "
                               "vocabulary and classes")
     return run
@@ -114,13 +114,15 @@ class Task:
 
     def write_config(self, run_dir: Path, train_cfg: TrainConfig) -> None:
         ckpt.write_config(run_dir, NAME, {"model": self.model_cfg, "data": self.data_cfg, "train": train_cfg},
-                          {"vocab": self.vocab.to_json(), "classes": self.classes})
+                          {"vocab": self.vocab.to_json() if self.vocab else None, "classes": self.classes})
 
     def describe(self) -> str:
         c = self.model_cfg
         return (f"classify: {c.cell} {c.num_layers}x{c.hidden_size}{' bidirectional' if c.bidirectional else ''}, "
                 f"{c.pooling} pooling, {sum(p.numel() for p in self.model.parameters()):,} parameters, "
-                f"{len(self.classes)} classes, vocabulary {len(self.vocab)}, {len(self.train_seqs):,} training examples")
+                f"{len(self.classes)} classes, " + (f"vocabulary {len(self.vocab)}" if self.vocab else
+                                                    f"{c.num_features} values a step")
+                + f", {len(self.train_seqs):,} training examples")
 
 
 def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, resumed: RunConfig | None = None,
@@ -134,8 +136,12 @@ def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, r
         if len(classes) < 2:
             raise DataError(f"classification needs at least 2 classes in the training examples; found "
                             f"{len(classes)} ({', '.join(classes)})")
-        vocab = Vocab("char", sorted(set("".join(train.texts))))
-        model_cfg = build(ClassifierConfig, {**model_o, "vocab_size": len(vocab), "num_classes": len(classes)})
+        if isinstance(train.texts[0], str):
+            vocab = Vocab("char", sorted(set("".join(train.texts))))
+            sizes = {"vocab_size": len(vocab)}
+        else:  # sequences of vectors (an .npz file)
+            vocab, sizes = None, {"num_features": int(train.texts[0].shape[1])}
+        model_cfg = build(ClassifierConfig, {**model_o, **sizes, "num_classes": len(classes)})
     torch.manual_seed(train_cfg.seed)  # the same seed gives the same initial weights
     model = SequenceClassifier(model_cfg, vocab=vocab, classes=classes).to(device)
     return Task(model_cfg, data_cfg, train_cfg, vocab, classes, train, val, model)
@@ -192,7 +198,7 @@ def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unk
         splits(run.data)[2]
     if not len(examples):
         raise DataError("this run has no test examples (see --split or --test); pass a FILE to evaluate on")
-    if unknown == "error":
+    if unknown == "error" and run.vocab is not None:
         missing = sorted(set("".join(examples.texts)) - set(run.vocab.chars))
         if missing:
             run.vocab.encode("".join(missing))  # raises the usual one-line error naming them
