@@ -1,8 +1,9 @@
 """The `rnnkit` command: one thin subcommand per verb over the library.
 
-    rnnkit train [DATA ...] [options]     train (or --resume, or --init-from) a model
-    rnnkit sample RUN_DIR [options]       generate text
-    rnnkit eval RUN_DIR [FILE]            loss, bits per character and perplexity
+    rnnkit train [DATA ...] [options]     train (or --resume, or --init-from) a model; --task lm|classify|series
+    rnnkit sample RUN_DIR [options]       generate text (language models)
+    rnnkit eval RUN_DIR [FILE]            the task's metrics: loss and bits per character, accuracy, MSE ...
+    rnnkit predict RUN_DIR TEXT           the most likely classes (classifiers)
     rnnkit prepare DATA ...               encode text into a token file ahead of time
     rnnkit inspect RUN_DIR --text FILE    HTML report of the cells over a text
     rnnkit cells RUN_DIR --text FILE      find interpretable cells
@@ -316,16 +317,18 @@ def _add_checkpoint(p) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="rnnkit", description="Train, sample and evaluate character-level RNN/LSTM/GRU "
-                     "language models.")
+    parser = _Parser(prog="rnnkit", description="Train, sample, evaluate and look inside recurrent networks "
+                     "(RNN/LSTM/GRU): character language models, sequence classifiers and time-series forecasters.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
 
-    p = sub.add_parser("train", help="train a model on text", description=(
-        "Train a character-level language model. With no DATA, trains on the bundled tiny Shakespeare. "
+    p = sub.add_parser("train", help="train a model (language model, classifier or forecaster)", description=(
+        "Train a model for --task: a character-level language model (the default; with no DATA, on the bundled "
+        "tiny Shakespeare), a classifier of labelled examples, or a forecaster of a CSV series. "
         "Stops at the first of --max-steps, --max-epochs and --budget (10 epochs if none is given), then "
-        "prints a sample. Interrupt with Ctrl-C to save a checkpoint; continue with --resume."))
-    p.add_argument("data", nargs="*", help="text files or directories (see --glob)")
+        "(a language model) prints a sample. Interrupt with Ctrl-C to save a checkpoint; continue with --resume."))
+    p.add_argument("data", nargs="*", help="text files or directories (see --glob); classify: TSV, CSV, JSONL or "
+                   ".npz files, or a folder of one file per class; series: one CSV file")
     p.add_argument("--out", "-o", metavar="RUN_DIR", help="run directory to create (default: runs/<date-time>)")
     p.add_argument("--force", action="store_true", help="replace an existing run directory given as --out")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped; "
@@ -360,8 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(p, SampleConfig, "sampling")
     p.set_defaults(func=_cmd_sample)
 
-    p = sub.add_parser("eval", help="loss, bits per character and perplexity", description=(
-        "Evaluate a trained model on its run's test split, or on FILE."))
+    p = sub.add_parser("eval", help="the task's metrics on the test split or a file", description=(
+        "Evaluate a trained model on its run's test split, or on FILE: a language model's loss, bits per "
+        "character and perplexity; a classifier's accuracy, macro-F1, per-class scores, confusion matrix and "
+        "calibration; a forecaster's MSE and MAE beside persistence."))
     _add_run_dir(p)
     p.add_argument("file", metavar="FILE", nargs="?", help="text to evaluate on (default: the run's test split)")
     _add_checkpoint(p)

@@ -354,7 +354,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls, title: str, seen: set | 
         group.add_argument(_flag(f.name), dest=f.name, type=kind, default=None,
                            metavar=f.name.upper().split("_")[-1] if not f.metadata["choices"] else None,
                            choices=f.metadata["choices"],
-                           help=help_text if default in (None, []) else f"{help_text} (default: {shown!s})")
+                           help=help_text if default in (None, [], "") else f"{help_text} (default: {shown!s})")
 
 
 def overrides_from_args(args: argparse.Namespace, cls) -> dict:
