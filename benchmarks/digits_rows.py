@@ -12,7 +12,6 @@ Needs scikit-learn (pip install -e ".[bench]"); its digits ship inside the packa
 """
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe, emit  # noqa: E402
 
 import rnnkit  # noqa: E402
 
@@ -66,10 +65,7 @@ def main():
               "logistic_regression_flat_pixels": {"C": best[0], "val_accuracy": round(best[1], 4),
                                                   "test_accuracy": round(best[2], 4)},
               "machine": describe()}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

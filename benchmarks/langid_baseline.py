@@ -11,13 +11,12 @@ and macro-F1. Needs scikit-learn (pip install -e ".[bench]").
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe, emit  # noqa: E402
 
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 ALPHA_GRID = (0.003, 0.01, 0.03, 0.1, 0.3)
@@ -94,11 +93,7 @@ def main():
         "classes": sorted(set(raw["train"][1])), "features": "TfidfVectorizer(analyzer='char_wb', "
         "ngram_range=(1, 4), lowercase=False) fitted on train", "n_features": len(vectorizer.vocabulary_),
         "feature_fit_seconds": round(features_s, 2), "models": results, "machine": describe()}
-    text = json.dumps(report, indent=2, ensure_ascii=False)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

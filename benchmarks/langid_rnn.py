@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe, emit  # noqa: E402
 
 import rnnkit  # noqa: E402
 from rnnkit.cli import build_parser  # noqa: E402
@@ -67,10 +67,7 @@ def main():
         "sizes": baseline["sizes"], "machine": describe()}
     lr = report["baselines"]["logistic regression"]["test_accuracy"]
     report["rnnkit_minus_logistic_regression_points"] = round(100 * (report["rnnkit"]["test_accuracy"] - lr), 2)
-    text = json.dumps(report, indent=2, ensure_ascii=False)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

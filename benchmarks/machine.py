@@ -1,7 +1,9 @@
-"""A one-line description of the machine a benchmark ran on."""
+"""The machine a benchmark ran on, in one line (`describe`), and how a benchmark reports its results (`emit`)."""
 
+import json
 import os
 import platform
+from pathlib import Path
 
 import torch
 
@@ -16,3 +18,12 @@ def describe() -> str:
         pass
     return (f"{cpu}, {os.cpu_count()} cores, PyTorch {torch.__version__} with {torch.get_num_threads()} threads, "
             f"Python {platform.python_version()}, {platform.system()} {platform.machine()}")
+
+
+def emit(report: dict, path: Path | None = None) -> None:
+    """Print a benchmark's report as JSON, and write it to `path` too if one was given (--json)."""
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    print(text)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n", encoding="utf-8")

@@ -18,7 +18,6 @@ the next input. Scores: MSE and MAE on the test span, in the series' own units.
 
 import argparse
 import csv
-import json
 import math
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe, emit  # noqa: E402
 
 
 def read_series(path: Path, column: str | None) -> tuple[list[str], np.ndarray, str]:
@@ -124,11 +123,7 @@ def main():
         "ar": {"p": p, "val_mse_by_p": val_mse, "coefficients": [round(float(c), 5) for c in coef]},
         "test": models, "test_rmse": {k: round(math.sqrt(v["mse"]), 3) for k, v in models.items()},
         "machine": describe()}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe, emit  # noqa: E402
 
 import rnnkit  # noqa: E402
 from rnnkit.cli import build_parser  # noqa: E402
@@ -63,10 +63,7 @@ def main():
                          **{f"h{h}_median": {m: statistics.median(r[f"h{h}"][m] for r in runs) for m in ("mse", "mae")}
                             for h in horizons}},
               "baselines": baselines, "machine": describe()}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    emit(report, args.json)
 
 
 if __name__ == "__main__":
