@@ -15,7 +15,7 @@ from rnnkit.config import ClassifierConfig
 from rnnkit.data.examples import ExampleBatches, read_examples
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.models.classifier import SequenceClassifier
-from rnnkit.tasks.classify import metrics
+from rnnkit.models.classifier import classification_metrics as metrics
 
 from conftest import run_cli
 
@@ -127,6 +127,12 @@ def test_the_classifier_learns_and_reports_its_metrics(classifier_run, words):
     assert all(abs(sum(p for _, p in t) - 1) < 1e-5 for t in top)
     config = json.loads((classifier_run.dir / "config.json").read_text())
     assert config["task"] == "classify" and config["classes"] == ["en", "rev"]
+    rows = [line.split("\t") for line in words.read_text().splitlines()[1:301]]
+    direct = model.evaluate([t for t, _ in rows], [c for _, c in rows])  # the loaded model scores itself
+    some = words.with_name("some.tsv")
+    some.write_text("\n".join("\t".join(r) for r in rows))
+    via_run = rnnkit.evaluate(classifier_run.dir, some)
+    assert direct["examples"] == 300 and direct["accuracy"] == via_run["accuracy"] and direct["loss"] == via_run["loss"]
 
 
 def test_metrics_against_a_hand_count():

@@ -25,6 +25,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from ..config import ClassifierConfig
 from .lm import FAMILIES
 
+EVAL_BATCH = 256  # examples per forward pass when evaluating
+
 
 class SequenceClassifier(nn.Module):
     """`vocab` and `classes` (label names) travel with the model for `predict`; the network never reads them."""
@@ -94,6 +96,34 @@ class SequenceClassifier(nn.Module):
         tokens, lengths = pad(seqs)
         return F.softmax(self(tokens.to(device), lengths)[0].float(), dim=-1).cpu()
 
+    @torch.no_grad()
+    def batched_logits(self, seqs: list[np.ndarray]) -> torch.Tensor:
+        """Logits (N, C) of encoded sequences, run in batches of similar length, in the original order
+        (float32, on the CPU)."""
+        from ..data.examples import pad
+        was_training = self.training
+        self.eval()
+        device = self.head.weight.device
+        order = np.argsort([len(s) for s in seqs], kind="stable")
+        out = torch.empty(len(seqs), self.config.num_classes)
+        try:
+            for i in range(0, len(seqs), EVAL_BATCH):
+                idx = order[i:i + EVAL_BATCH]
+                tokens, lengths = pad([seqs[j] for j in idx])
+                out[torch.from_numpy(idx)] = self(tokens.to(device), lengths)[0].float().cpu()
+        finally:
+            self.train(was_training)
+        return out
+
+    def evaluate(self, texts, labels) -> dict:
+        """Accuracy, macro-F1, per-class scores, confusion matrix, calibration error and cross-entropy
+        per example on labelled texts (or sequences of vectors); labels are class names."""
+        from ..data.examples import Examples, encode
+        seqs, y = encode(Examples(list(texts), list(labels)), self.vocab, self.classes)
+        logits = self.batched_logits(seqs)
+        result = classification_metrics(F.softmax(logits, dim=-1).numpy(), y, self.classes)
+        return {**result, "loss": float(F.cross_entropy(logits, torch.from_numpy(y)))}
+
     def predict(self, texts, top_k: int = 1) -> list[list[tuple[str, float]]]:
         """The `top_k` most likely classes of each text (or sequence of vectors), with their
         probabilities: a list per input, always a list of lists (one text gives a list of one)."""
@@ -102,3 +132,28 @@ class SequenceClassifier(nn.Module):
         top = probs.topk(min(top_k, probs.shape[1]), dim=-1)
         return [[(self.classes[j], float(p)) for p, j in zip(ps.tolist(), js.tolist())]
                 for ps, js in zip(top.values, top.indices)]
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str], bins: int = 15) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1, the confusion matrix (rows: true class,
+    columns: predicted) and the expected calibration error (Guo et al. 2017: |accuracy - confidence|
+    over `bins` equal-width confidence bins, weighted by their share of the examples)."""
+    C = len(classes)
+    pred = probs.argmax(axis=1)
+    confusion = np.zeros((C, C), dtype=np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+    tp = np.diag(confusion).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.nan_to_num(tp / confusion.sum(axis=0))
+        recall = np.nan_to_num(tp / confusion.sum(axis=1))
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    confidence = probs.max(axis=1)
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    ece = sum(abs((pred[which == b] == labels[which == b]).mean() - confidence[which == b].mean()) * (which == b).mean()
+              for b in range(bins) if (which == b).any())
+    present = confusion.sum(axis=1) > 0  # macro averages over the classes that occur in these labels
+    return {"examples": int(len(labels)), "accuracy": float((pred == labels).mean()),
+            "macro_f1": float(f1[present].mean()), "ece": float(ece),
+            "per_class": {c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                              "support": int(confusion[i].sum())} for i, c in enumerate(classes)},
+            "classes": classes, "confusion": confusion.tolist()}

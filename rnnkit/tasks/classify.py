@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .. import checkpoint as ckpt
 from ..config import TASK_CONFIGS, ClassifierConfig, ExamplesConfig, TrainConfig, build
-from ..data.examples import ExampleBatches, Examples, encode, pad, read_examples, split_examples
+from ..data.examples import ExampleBatches, Examples, encode, read_examples, split_examples
 from ..data.vocab import Vocab
 from ..errors import CheckpointError, DataError
 from ..models.classifier import SequenceClassifier
@@ -29,7 +29,6 @@ from ..models.classifier import SequenceClassifier
 LANGUAGE_MODEL = False  # fine-tuning (--init-from) and the NumPy reference backend exist for language models
 NAME = "classify"
 CONFIGS = TASK_CONFIGS[NAME]  # (ClassifierConfig, ExamplesConfig)
-EVAL_BATCH = 256  # examples per forward pass when validating and evaluating
 
 
 @dataclass
@@ -107,7 +106,7 @@ class Task:
 
     def validate(self, model) -> float:
         """Mean cross-entropy per validation example (unweighted)."""
-        return float(F.cross_entropy(logits_of(model, self.val_seqs), torch.from_numpy(self.val_labels)))
+        return float(F.cross_entropy(model.batched_logits(self.val_seqs), torch.from_numpy(self.val_labels)))
 
     def preview(self, model, step: int) -> None:
         return None  # nothing to print while training; `rnnkit eval` shows the metrics
@@ -147,49 +146,6 @@ def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, r
     return Task(model_cfg, data_cfg, train_cfg, vocab, classes, train, val, model)
 
 
-@torch.no_grad()
-def logits_of(model: SequenceClassifier, seqs: list[np.ndarray]) -> torch.Tensor:
-    """Logits (N, C) of every sequence, in batches of similar length, in the original order (float32, CPU)."""
-    was_training = model.training
-    model.eval()
-    device = model.head.weight.device
-    order = np.argsort([len(s) for s in seqs], kind="stable")
-    out = torch.empty(len(seqs), model.config.num_classes)
-    try:
-        for i in range(0, len(seqs), EVAL_BATCH):
-            idx = order[i:i + EVAL_BATCH]
-            tokens, lengths = pad([seqs[j] for j in idx])
-            out[torch.from_numpy(idx)] = model(tokens.to(device), lengths)[0].float().cpu()
-    finally:
-        model.train(was_training)
-    return out
-
-
-def metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str], bins: int = 15) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1, the confusion matrix (rows: true class,
-    columns: predicted) and the expected calibration error (Guo et al. 2017: |accuracy - confidence|
-    over `bins` equal-width confidence bins, weighted by their share of the examples)."""
-    C = len(classes)
-    pred = probs.argmax(axis=1)
-    confusion = np.zeros((C, C), dtype=np.int64)
-    np.add.at(confusion, (labels, pred), 1)
-    tp = np.diag(confusion).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.nan_to_num(tp / confusion.sum(axis=0))
-        recall = np.nan_to_num(tp / confusion.sum(axis=1))
-        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
-    confidence = probs.max(axis=1)
-    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
-    ece = sum(abs((pred[which == b] == labels[which == b]).mean() - confidence[which == b].mean()) * (which == b).mean()
-              for b in range(bins) if (which == b).any())
-    present = confusion.sum(axis=1) > 0  # macro averages over the classes that occur in these labels
-    return {"examples": int(len(labels)), "accuracy": float((pred == labels).mean()),
-            "macro_f1": float(f1[present].mean()), "ece": float(ece),
-            "per_class": {c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                              "support": int(confusion[i].sum())} for i, c in enumerate(classes)},
-            "classes": classes, "confusion": confusion.tolist()}
-
-
 def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error") -> dict:
     """`rnnkit eval` on a classifier: metrics on the run's test examples, or on `file` (same formats)."""
     run = read_run(run_dir)
@@ -202,11 +158,7 @@ def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unk
         missing = sorted(set("".join(examples.texts)) - set(run.vocab.chars))
         if missing:
             run.vocab.encode("".join(missing))  # raises the usual one-line error naming them
-    seqs, labels = encode(examples, run.vocab, run.classes)
-    logits = logits_of(model, seqs)
-    result = metrics(F.softmax(logits, dim=-1).numpy(), labels, run.classes)
-    result["loss"] = float(F.cross_entropy(logits, torch.from_numpy(labels)))
-    return {**result, "split": str(file) if file else "test"}
+    return {**model.evaluate(examples.texts, examples.labels), "split": str(file) if file else "test"}
 
 
 def confusion_table(result: dict) -> str:
