@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..config import ClassifierConfig
+from ..data.examples import Examples, encode, pad
 from .lm import FAMILIES
 
 EVAL_BATCH = 256  # examples per forward pass when evaluating
@@ -86,7 +87,6 @@ class SequenceClassifier(nn.Module):
     def predict_proba(self, texts: list) -> torch.Tensor:
         """Class probabilities (N, C) of each text (characters the vocabulary lacks are skipped), or of
         each sequence of vectors ((T, F) arrays) for a model of vectors."""
-        from ..data.examples import pad
         if self.vocab is None and not self.config.num_features:
             raise ValueError("this model has no vocabulary attached; load it with rnnkit.load(run_dir)")
         self.eval()
@@ -100,7 +100,6 @@ class SequenceClassifier(nn.Module):
     def batched_logits(self, seqs: list[np.ndarray]) -> torch.Tensor:
         """Logits (N, C) of encoded sequences, run in batches of similar length, in the original order
         (float32, on the CPU)."""
-        from ..data.examples import pad
         was_training = self.training
         self.eval()
         device = self.head.weight.device
@@ -118,7 +117,6 @@ class SequenceClassifier(nn.Module):
     def evaluate(self, texts, labels) -> dict:
         """Accuracy, macro-F1, per-class scores, confusion matrix, calibration error and cross-entropy
         per example on labelled texts (or sequences of vectors); labels are class names."""
-        from ..data.examples import Examples, encode
         seqs, y = encode(Examples(list(texts), list(labels)), self.vocab, self.classes)
         logits = self.batched_logits(seqs)
         result = classification_metrics(F.softmax(logits, dim=-1).numpy(), y, self.classes)

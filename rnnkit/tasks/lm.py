@@ -13,16 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .. import checkpoint as ckpt
 from ..config import TASK_CONFIGS, DataConfig, ModelConfig, TrainConfig, build
 from ..data.batching import StreamBatches
-from ..data.corpus import Corpus, prepare, prepare_for_run
+from ..data.corpus import Corpus, prepare, prepare_for_run, read_text
 from ..data.vocab import Vocab, describe_chars
 from ..errors import CheckpointError, ConfigError, DataError
+from ..evaluate import evaluate_tokens, summary
 from ..models import CharRNN, grow_vocabulary
+from ..sample import sample_text
 
 LANGUAGE_MODEL = True  # fine-tuning (--init-from) and the NumPy reference backend exist for language models
 NAME = "lm"
@@ -99,11 +102,9 @@ class Task:
 
     def validate(self, model) -> float:
         """Loss on the validation split (at most --eval-max-chars of it), as streams with the state carried."""
-        from ..evaluate import evaluate_tokens
         return evaluate_tokens(model, self.val_tokens)[0]
 
     def preview(self, model, step: int) -> str:
-        from ..sample import sample_text
         text = sample_text(model, length=self.train_cfg.sample_length, temperature=0.8, seed=self.train_cfg.seed + step)
         return f"--- sample at step {step} (temperature 0.8) ---\n{text}\n---"
 
@@ -175,9 +176,6 @@ def _corpus(data_cfg: DataConfig, init: RunConfig | None, extend_vocab: bool, re
 
 def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error") -> dict:
     """`rnnkit eval` on a language model: loss on the run's test split, or on `file` if given."""
-    import numpy as np
-    from ..data.corpus import read_text
-    from ..evaluate import evaluate_tokens, summary
     model = load(run_dir, checkpoint)
     if file is not None:
         path = Path(file)
