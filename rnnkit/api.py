@@ -8,40 +8,48 @@ from typing import Callable
 
 from . import checkpoint as ckpt
 from .config import SampleConfig, build
-from .errors import ConfigError
+from .errors import UsageError
 from .tasks import load, module_for
 
 
-def samples(run_dir, checkpoint: str = "best", fast: bool = True, **options) -> list[str]:
+def samples(run_dir, checkpoint: str = "best", fast: bool = True, label: str | None = None, **options) -> list[str]:
     """`rnnkit sample --num-samples N`: N samples from a run directory, generated together as one
-    batch of streams; always a list (of one when num_samples is 1)."""
+    batch of streams; always a list (of one when num_samples is 1). A generator's run takes
+    `label=` (`--class`): the class to write."""
     from .sample import generate
     opts = build(SampleConfig, options)
-    return generate(_generator(run_dir, checkpoint), opts.num_samples, fast=fast, **options)
+    return generate(_generator(run_dir, checkpoint), opts.num_samples, fast=fast, label=label, **options)
 
 
 def sample(run_dir, checkpoint: str = "best", on_text: Callable[[str], None] | None = None, fast: bool = True,
-           **options) -> str:
+           label: str | None = None, **options) -> str:
     """`rnnkit sample`: one sample from a run directory, always a string (prime included), streamed
     through `on_text` piece by piece as it is generated. For several, use `samples`."""
     from .sample import sample_text
-    return sample_text(_generator(run_dir, checkpoint), fast=fast, on_text=on_text, **options)
+    return sample_text(_generator(run_dir, checkpoint), fast=fast, on_text=on_text, label=label, **options)
 
 
 def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error",
-             horizon: int = 1) -> dict:
+             horizon: int = 1, judge: str | None = None, num_samples: int | None = None) -> dict:
     """`rnnkit eval`: the task's metrics on the run's test split, or on `file` if given. `horizon`:
-    for a forecaster, how many steps ahead each prediction is made."""
+    for a forecaster, how many steps ahead each prediction is made. For a generator, `num_samples`
+    samples per class are drawn and described, and `judge` (a classifier run) classifies them."""
     task = ckpt.task_of(run_dir)
+    if horizon != 1 and task != "series":
+        raise UsageError(f"--horizon is for forecasters; {run_dir} was trained for the {task} task")
+    if (judge is not None or num_samples is not None) and task != "generate":
+        raise UsageError(f"--judge and --samples are for generators; {run_dir} was trained for the {task} task")
     if task == "series":
         return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint, horizon=horizon)
-    if horizon != 1:
-        raise ConfigError(f"--horizon is for forecasters; {run_dir} was trained for the {task} task")
+    if task == "generate":
+        extra = {"num_samples": num_samples} if num_samples is not None else {}
+        return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint, unknown=unknown, judge=judge,
+                                             **extra)
     return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint, unknown=unknown)
 
 
 def _generator(run_dir, checkpoint: str):
     task = ckpt.task_of(run_dir)
-    if task != "lm":
-        raise ConfigError(f"{run_dir} was trained for the {task} task; sample needs a language model")
+    if task not in ("lm", "generate"):
+        raise UsageError(f"{run_dir} was trained for the {task} task; sample needs a language model or a generator")
     return load(run_dir, checkpoint)

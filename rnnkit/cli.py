@@ -1,7 +1,7 @@
 """The `rnnkit` command: one thin subcommand per verb over the library.
 
-    rnnkit train [DATA ...] [options]     train (or --resume, or --init-from) a model; --task lm|classify|series
-    rnnkit sample RUN_DIR [options]       generate text (language models)
+    rnnkit train [DATA ...] [options]     train (or --resume, or --init-from) a model; --task lm|classify|generate|series
+    rnnkit sample RUN_DIR [options]       generate text (language models; generators, --class C)
     rnnkit eval RUN_DIR [FILE]            the task's metrics: loss and bits per character, accuracy, MSE ...
     rnnkit predict RUN_DIR TEXT           the most likely classes (classifiers)
     rnnkit prepare DATA ...               encode text into a token file ahead of time
@@ -11,8 +11,8 @@
     rnnkit ngram TRAIN --test FILE        n-gram baselines
     rnnkit compare RUN_DIR --train F --test F   RNN against the best n-gram
 
-Errors the user can cause print one line and exit with status 1 (2 for bad command-line usage,
-130 after an interruption that saved a checkpoint); a traceback means a bug in rnnkit.
+Errors the user can cause print one line and exit with status 1 (2 for bad command-line usage and
+for asking a run for what it cannot do, 130 after an interruption that saved a checkpoint); a traceback means a bug in rnnkit.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import sys
 from . import __version__
 from .config import (DEFAULT_UNITS, MIN_STRETCHES, MIN_SUPPORT, TASK_CONFIGS, DataConfig, SampleConfig, TrainConfig,
                      add_arguments, build, overrides_from_args)
-from .errors import Interrupted, RnnkitError
+from .errors import Interrupted, RnnkitError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +72,16 @@ def _cmd_sample(args) -> int:
             raise RnnkitError(f"--prime-file {args.prime_file} is not valid UTF-8") from None
     opts = build(SampleConfig, options)  # bad values are reported before anything slow is imported
     from .api import sample, samples
+    from .checkpoint import task_of
+    if task_of(args.run_dir) == "generate":  # short texts (words, names): one per line
+        texts = samples(args.run_dir, checkpoint=args.checkpoint, fast=not args.plain, label=args.label, **options)
+        for i, text in enumerate(texts, 1):
+            _write((json.dumps({"sample": i, "class": args.label, "text": text}, ensure_ascii=False)
+                    if args.jsonl else text) + "\n")
+        return 0
+    if args.label is not None:
+        from .errors import UsageError
+        raise UsageError("--class is for generators (--task generate); this run is a language model")
     if opts.num_samples == 1 and not args.jsonl:  # one sample streams as it is generated
         sample(args.run_dir, checkpoint=args.checkpoint, on_text=_write, fast=not args.plain, **options)
         _write("\n")
@@ -87,7 +97,8 @@ def _cmd_sample(args) -> int:
 
 def _cmd_eval(args) -> int:
     from .api import evaluate
-    result = evaluate(args.run_dir, args.file, checkpoint=args.checkpoint, unknown=args.unknown, horizon=args.horizon)
+    result = evaluate(args.run_dir, args.file, checkpoint=args.checkpoint, unknown=args.unknown, horizon=args.horizon,
+                      judge=args.judge, num_samples=args.samples)
     if args.plot:
         if "horizon" not in result:
             raise RnnkitError("--plot is for forecasters (series runs)")
@@ -104,6 +115,8 @@ def _cmd_eval(args) -> int:
         print(f"{result['split']}: {result['horizon']} step(s) ahead, MSE {result['mse']:.4g}, MAE {result['mae']:.4g}; "
               f"persistence MSE {result['persistence_mse']:.4g}, MAE {result['persistence_mae']:.4g} "
               f"({result['steps']:,} steps)")
+    elif "samples" in result:  # a generator
+        print(_generator_table(result))
     elif "accuracy" in result:  # a classifier
         from .tasks.classify import confusion_table
         print(f"{result['split']}: accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, "
@@ -119,6 +132,24 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _generator_table(result: dict) -> str:
+    """A generator's eval: the test loss, then per class the loss and what its samples are."""
+    lines = [f"{result['split']}: {result['nats']:.4f} nats/char, {result['bpc']:.4f} bits/char "
+             f"({result['examples']:,} examples, {result['chars']:,} characters incl. each end)"]
+    per_class, judge = result.get("per_class", {}), result.get("judge")
+    head = f"\n{'class':<16} {'nats/char':>9} {'examples':>8}  samples: {'seen':>5} {'held-out':>8} {'novel':>6}"
+    lines.append(head + (f" {'judged':>6}" if judge else "") + "  e.g.")
+    for name, s in result["samples"].items():
+        c = per_class.get(name)
+        loss = f"{c['nats']:>9.4f} {c['examples']:>8,}" if c else f"{'':>9} {'':>8}"
+        row = f"{name:<16} {loss}  {'':8} {s['in_train']:>5.1%} {s['held_out']:>8.1%} {s['novel']:>6.1%}"
+        lines.append(row + (f" {judge[name]:>6.1%}" if judge else "") + "  " + " ".join(s["texts"][:4]))
+    if judge:
+        lines.append(f"\njudged: the share of samples that {result['judge_run']} classifies as the class asked "
+                     f"for (mean {judge['mean']:.1%})")
+    return "\n".join(lines)
+
+
 def _cmd_predict(args) -> int:
     if (args.text is None) == (args.input is None):
         raise RnnkitError("give a TEXT to classify or --input FILE (one text per line), not both")
@@ -127,7 +158,10 @@ def _cmd_predict(args) -> int:
     from .tasks import load
     model = load(args.run_dir, args.checkpoint)
     if not hasattr(model, "predict"):
-        raise RnnkitError(f"{args.run_dir} is a language model; predict needs a classifier (try rnnkit sample)")
+        from .checkpoint import task_of
+        from .errors import UsageError
+        raise UsageError(f"{args.run_dir} was trained for the {task_of(args.run_dir)} task; predict needs a "
+                         "classifier (try rnnkit sample)")
     if model.config.num_features:
         raise RnnkitError(f"{args.run_dir} classifies sequences of vectors, not text; use model.predict(arrays) in "
                           "Python, or rnnkit eval RUN FILE.npz")
@@ -318,17 +352,21 @@ def _add_checkpoint(p) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rnnkit", description="Train, sample, evaluate and look inside recurrent networks "
-                     "(RNN/LSTM/GRU): character language models, sequence classifiers and time-series forecasters.")
+                     "(RNN/LSTM/GRU): character language models, sequence classifiers, conditional generators and time-series "
+                     "forecasters.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
 
-    p = sub.add_parser("train", help="train a model (language model, classifier or forecaster)", description=(
+    p = sub.add_parser("train", help="train a model (language model, classifier, generator or forecaster)",
+                       description=(
         "Train a model for --task: a character-level language model (the default; with no DATA, on the bundled "
-        "tiny Shakespeare), a classifier of labelled examples, or a forecaster of a CSV series. "
+        "tiny Shakespeare), a classifier of labelled examples, a generator of short texts (words, names) by "
+        "class, or a forecaster of a CSV series. "
         "Stops at the first of --max-steps, --max-epochs and --budget (10 epochs if none is given), then "
         "(a language model) prints a sample. Interrupt with Ctrl-C to save a checkpoint; continue with --resume."))
     p.add_argument("data", nargs="*", help="text files or directories (see --glob); classify: TSV, CSV, JSONL or "
-                   ".npz files, or a folder of one file per class; series: one CSV file")
+                   ".npz files, or a folder of one file per class; generate: the same (not .npz), or a .txt "
+                   "file of one example per line (unconditional); series: one CSV file")
     p.add_argument("--out", "-o", metavar="RUN_DIR", help="run directory to create (default: runs/<date-time>)")
     p.add_argument("--force", action="store_true", help="replace an existing run directory given as --out")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped; "
@@ -341,8 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(new embedding and output rows; the old characters keep theirs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--task", choices=tuple(TASK_CONFIGS), help="what to learn: lm (a character language "
-                   "model, the default), classify (text -> a class, from labelled examples) or series (a CSV "
-                   "time series -> its next values); --resume and --init-from keep their run's task")
+                   "model, the default), classify (text -> a class, from labelled examples), generate (a class -> "
+                   "short texts, from the same examples; or unlabelled lines), or series (a CSV time series -> its "
+                   "next values); --resume and --init-from keep their run's task")
     seen: set = set()
     for name, (model_cls, data_cls) in TASK_CONFIGS.items():
         add_arguments(p, model_cls, f"model ({name})" if name != "lm" else "model", seen)
@@ -351,14 +390,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("sample", help="generate text from a trained model", description=(
-        "Generate text from a run directory, one character at a time; characters stream to stdout."))
+        "Generate text from a run directory, one character at a time; a language model's characters stream "
+        "to stdout, a generator's samples (--class) print one per line."))
     _add_run_dir(p)
     p.add_argument("--prime-file", metavar="FILE", help="read the prime text from FILE (UTF-8)")
     p.add_argument("--plain", action="store_true", help="step the PyTorch model itself instead of the fast "
                    "NumPy stepper (same text for the same seed, several times slower)")
     p.add_argument("--jsonl", action="store_true", help="print each sample as one JSON line, "
                    '{"sample": 1, "text": "..."}, instead of text (several samples are otherwise printed '
-                   "each after a '--- sample i of N ---' line)")
+                   "each after a '--- sample i of N ---' line; a generator's, one per line)")
+    p.add_argument("--class", dest="label", metavar="CLASS", help="generators (--task generate): the class to "
+                   "write, e.g. --class french; each sample is one example (a word, a name), ended by the model")
     _add_checkpoint(p)
     add_arguments(p, SampleConfig, "sampling")
     p.set_defaults(func=_cmd_sample)
@@ -366,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="the task's metrics on the test split or a file", description=(
         "Evaluate a trained model on its run's test split, or on FILE: a language model's loss, bits per "
         "character and perplexity; a classifier's accuracy, macro-F1, per-class scores, confusion matrix and "
-        "calibration; a forecaster's MSE and MAE beside persistence."))
+        "calibration; a generator's loss per class and what its samples are (seen, held-out, novel, judged); a "
+        "forecaster's MSE and MAE beside persistence."))
     _add_run_dir(p)
     p.add_argument("file", metavar="FILE", nargs="?", help="text to evaluate on (default: the run's test split)")
     _add_checkpoint(p)
@@ -376,6 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon", type=int, default=1, help="forecasters: predict each step this many steps ahead, "
                    "feeding predictions back (default: 1, every input a true value)")
     p.add_argument("--plot", metavar="PNG", help="forecasters: draw the forecast against the truth here")
+    p.add_argument("--samples", type=int, metavar="N", help="generators: how many samples per class to draw and "
+                   "sort into seen in training / held-out / novel (default: 200)")
+    p.add_argument("--judge", metavar="RUN_DIR", help="generators: a classifier run (same classes) that reads "
+                   "every sample; reports how often it finds the class the sample was written for")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="the most likely classes of a text (classifiers)", description=(
@@ -476,7 +523,7 @@ def main(argv=None) -> int:
         return args.func(args)
     except RnnkitError as exc:
         print(f"rnnkit {args.command}: {'' if isinstance(exc, Interrupted) else 'error: '}{exc}", file=sys.stderr)
-        return 130 if isinstance(exc, Interrupted) else 1
+        return 130 if isinstance(exc, Interrupted) else 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         print(f"rnnkit {args.command}: interrupted", file=sys.stderr)
         return 130

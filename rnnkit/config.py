@@ -103,20 +103,37 @@ class ClassifierConfig(ModelConfig):
 
 
 @dataclass
+class GeneratorConfig(ModelConfig):
+    """A one-to-many generator's model (rnnkit.models.generator): the character language model of
+    ModelConfig over one example at a time, optionally told which class to write."""
+
+    condition: str = _opt("both", "generate: how the class reaches the model: init (a learned initial state per "
+                          "class), step (a learned class vector added to every step's input), both, or none (an "
+                          "unconditional model of the same examples, the baseline)", ("none", "init", "step", "both"))
+    num_classes: int = _opt(0, "number of classes; set from the data", cli=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_classes < 0:
+            raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}")
+
+
+@dataclass
 class ExamplesConfig:
-    """Labelled examples for a classifier (rnnkit.data.examples)."""
+    """Examples for a classifier or a generator (rnnkit.data.examples)."""
 
     paths: list = _opt([], "the examples: TSV/CSV/JSONL files, or a folder with one file per class", cli=False)
-    format: str = _opt("auto", "classify: how the examples are stored: tsv or csv (text, label per row; a "
+    format: str = _opt("auto", "classify, generate: how the examples are stored: tsv or csv (text, label per row; a "
                        "'text,label' header row is skipped), jsonl ({\"text\": ..., \"label\": ...} per line), "
-                       "folder (one FILE per class, one example per line, the class named by the file), npz "
-                       "(sequences of vectors: arrays x (N, T, F), y (N,) and optionally lengths (N,)), or auto "
-                       "(by the file's extension; a directory is a folder)",
-                       ("auto", "tsv", "csv", "jsonl", "folder", "npz"))
+                       "folder (one FILE per class, one example per line, the class named by the file), lines "
+                       "(one unlabelled example per line, e.g. names.txt: generate only), npz (sequences of "
+                       "vectors: arrays x (N, T, F), y (N,) and optionally lengths (N,)), or auto (by the file's "
+                       "extension, .txt being lines; a directory is a folder)",
+                       ("auto", "tsv", "csv", "jsonl", "folder", "lines", "npz"))
     split: tuple = _opt((0.8, 0.1, 0.1), "train,validation,test fractions of the examples (a seeded random split)")
-    split_seed: int = _opt(0, "classify: seed of the random train/validation/test split")
-    val: list = _opt([], "classify: a file of validation examples (then --split does not take any)", kind=str)
-    test: list = _opt([], "classify: a file of test examples (then --split does not take any)", kind=str)
+    split_seed: int = _opt(0, "classify, generate: seed of the random train/validation/test split")
+    val: list = _opt([], "classify, generate: a file of validation examples (then --split does not take any)", kind=str)
+    test: list = _opt([], "classify, generate: a file of test examples (then --split does not take any)", kind=str)
     class_weights: bool = _opt(False, "classify: weight the loss by inverse class frequency (imbalanced data)")
 
     def __post_init__(self):
@@ -151,7 +168,7 @@ class SeriesConfig:
 
 # Each task's (model config, data config); the trainer's TrainConfig serves them all (rnnkit.tasks).
 TASK_CONFIGS = {"lm": (ModelConfig, DataConfig), "classify": (ClassifierConfig, ExamplesConfig),
-                "series": (ForecasterConfig, SeriesConfig)}
+                "generate": (GeneratorConfig, ExamplesConfig), "series": (ForecasterConfig, SeriesConfig)}
 
 
 @dataclass

@@ -14,6 +14,11 @@ class ConfigError(RnnkitError, ValueError):
     """An invalid option value or an unknown option name."""
 
 
+class UsageError(ConfigError):
+    """A request this run cannot serve: a task it was not trained for, a class it never saw. Like a bad
+    command line, the CLI exits with status 2."""
+
+
 class DataError(RnnkitError):
     """Input text that cannot be read, decoded or batched."""
 

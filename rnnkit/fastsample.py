@@ -59,7 +59,9 @@ class FastStepper:
     """`logits, state = stepper.step(tokens, state)` with tokens (N,) ints and logits (N, V) float32;
     the state comes from `zero_state(n)` or `from_torch_state(model_state)` and is updated in place."""
 
-    def __init__(self, model):
+    def __init__(self, model, offset=None):
+        """`offset` (E,), optional: a vector added to every symbol's embedding (a generator's class
+        input, rnnkit.models.generator), folded into the table."""
         cfg = model.config
         self.cell, self.L, self.H = cfg.cell, cfg.num_layers, cfg.hidden_size
         self.relu = cfg.cell == "rnn" and cfg.nonlinearity == "relu"
@@ -84,7 +86,10 @@ class FastStepper:
                 b_h.append(np.zeros(G, np.float32))
         w_x.append(sd["head.weight"].T)  # the "layer above" the top layer is the output head
         b_x.append(sd["head.bias"])
-        self.table = np.ascontiguousarray(sd["embed.weight"] @ w_x[0] + b_x[0], dtype=np.float32)  # (V, G)
+        embed = sd["embed.weight"]  # (V, E)
+        if offset is not None:
+            embed = embed + offset.detach().to("cpu", torch.float32).numpy()[None]
+        self.table = np.ascontiguousarray(embed @ w_x[0] + b_x[0], dtype=np.float32)  # (V, G)
         # (H + 1, G + width of what is above): [W_hh_k^T | W_ih_{k+1}^T] with the biases as the last row
         self.w_next = [np.ascontiguousarray(np.vstack([np.hstack([w_h[k], w_x[k + 1]]),
                                                        np.concatenate([b_h[k], b_x[k + 1]])]), dtype=np.float32)

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from .config import SampleConfig, build
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, UsageError
 from .fastsample import FastStepper
+from .models.generator import BOUNDARY, CharGenerator
 
 
 def filter_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> np.ndarray:
@@ -78,6 +79,9 @@ def _start_tokens(model, prime: str, unknown: str, rng: np.random.Generator) -> 
     vocab = model.vocab
     if vocab is None:
         raise DataError("this model has no vocabulary attached; load it with rnnkit.load(run_dir)")
+    if isinstance(model, CharGenerator):  # an example starts after the boundary; the prime begins it
+        ids = vocab.encode(BOUNDARY + prime, unknown=unknown).tolist()
+        return ids, prime if unknown == "error" else vocab.decode(ids[1:])
     if prime:
         prime = model.normalize_text(prime)  # line endings as the run read its training text
         ids = vocab.encode(prime, unknown=unknown).tolist()
@@ -96,43 +100,64 @@ def _start_tokens(model, prime: str, unknown: str, rng: np.random.Generator) -> 
 class _ModelStepper:
     """The plain path: the model's own forward, one step at a time."""
 
-    def __init__(self, model):
-        self.model = model
-        self.device = next(model.parameters()).device
+    def __init__(self, forward, device):
+        self.forward, self.device = forward, device
 
     def step(self, tokens: np.ndarray, state):
         x = torch.from_numpy(np.asarray(tokens, dtype=np.int64))[:, None].to(self.device)  # (N, 1)
-        logits, state = self.model(x, state)
+        logits, state = self.forward(x, state)
         return logits[:, -1].float().cpu().numpy(), state
+
+
+def _conditioned(model, label: str | None, device):
+    """(forward(tokens, state) -> (logits, state), the class index): the model itself, or for a
+    generator its forward with the class of `label` (one class for every stream) bound in."""
+    if not isinstance(model, CharGenerator):
+        if label is not None:
+            raise UsageError("--class is for generators (--task generate); this model is a language model")
+        return model, None
+    index = model.class_index(label)
+    if index is None:
+        return model, None
+    classes = torch.tensor([index], device=device)  # (1,): broadcast over the streams
+    return (lambda tokens, state: model(tokens, state, classes=classes)), index
 
 
 @torch.no_grad()
 def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.random.Generator | None = None,
-             on_text: Callable[[str], None] | None = None, **options) -> list[str]:
+             on_text: Callable[[str], None] | None = None, label: str | None = None, **options) -> list[str]:
     """`n` independent samples (prime included), stepped together as a batch of n streams.
 
     `options` are SampleConfig's (temperature, top_k, top_p, greedy, beam, prime, seed, stop, unknown).
-    `on_text` receives each piece of text as soon as it exists (only for n = 1).
+    `on_text` receives each piece of text as soon as it exists (only for n = 1). For a generator
+    (rnnkit.models.generator), `label` is the class to write; each sample is one example, ending at the
+    boundary (not included) or after `length` characters.
     """
     options.pop("num_samples", None)
+    if isinstance(model, CharGenerator):
+        if options.get("stop"):
+            raise ConfigError("a generator's samples end at the end of the example; --stop does not apply")
+        options["stop"] = BOUNDARY
     opts = build(SampleConfig, {**options, "length": length})
     rng = rng if rng is not None else _rng(opts.seed)
     emit = on_text if (on_text and n == 1) else (lambda s: None)
     model.eval()
+    device = next(model.parameters()).device
+    forward, class_index = _conditioned(model, label, device)
     ids, shown = _start_tokens(model, opts.prime, opts.unknown, rng)
     emit(shown)
-    device = next(model.parameters()).device
-    logits, state = model(torch.tensor([ids], device=device), None)  # the prime, once: (1, P, V)
+    logits, state = forward(torch.tensor([ids], device=device), None)  # the prime, once: (1, P, V)
     if opts.beam:
-        text = _beam_search(model, logits[0, -1:], state, opts)
+        text = _beam_search(forward, model.vocab, logits[0, -1:], state, opts)
+        text = _strip_boundary(model, text)
         emit(text)
         return [shown + text] * n  # beam search is deterministic: every "sample" is the best beam
     state = tuple(s.repeat(1, n, 1) for s in state)  # every stream starts from the prime's state
     if fast:
-        stepper = FastStepper(model)
+        stepper = FastStepper(model, offset=model.input_offset(class_index) if class_index is not None else None)
         state = stepper.from_torch_state(state)
     else:
-        stepper = _ModelStepper(model)
+        stepper = _ModelStepper(forward, device)
     last = np.repeat(logits[:, -1].float().cpu().numpy(), n, axis=0)  # (n, V)
     decoders = [model.vocab.decoder() for _ in range(n)]
     pieces = [[] for _ in range(n)]
@@ -146,7 +171,8 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
         for j in live:
             piece = decoders[j](nxt[j])
             pieces[j].append(piece)
-            emit(piece)
+            if not (piece == BOUNDARY and isinstance(model, CharGenerator)):
+                emit(piece)
             if opts.stop:
                 tails[j] = (tails[j] + piece)[-(len(opts.stop) + len(piece)):]
         if opts.stop:
@@ -154,7 +180,12 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
         if not live or i + 1 == opts.length:
             break
         last, state = stepper.step(nxt, state)  # one step, state carried
-    return [shown + "".join(p) for p in pieces]
+    return [shown + _strip_boundary(model, "".join(p)) for p in pieces]
+
+
+def _strip_boundary(model, text: str) -> str:
+    """A generator's sample without the end symbol that finished it."""
+    return text[:-len(BOUNDARY)] if isinstance(model, CharGenerator) and text.endswith(BOUNDARY) else text
 
 
 def sample_text(model, length: int = 500, on_text: Callable[[str], None] | None = None, fast: bool = True,
@@ -166,7 +197,7 @@ def sample_text(model, length: int = 500, on_text: Callable[[str], None] | None 
     return generate(model, 1, length=length, fast=fast, rng=rng, on_text=on_text, **options)[0]
 
 
-def _beam_search(model, last: torch.Tensor, state, opts: SampleConfig) -> str:
+def _beam_search(forward, vocab, last: torch.Tensor, state, opts: SampleConfig) -> str:
     """The `opts.beam` most likely continuations of `opts.length` characters; returns the best.
 
     Scores are summed log-probabilities. With a stop string, a beam that produces it is finished;
@@ -178,7 +209,6 @@ def _beam_search(model, last: torch.Tensor, state, opts: SampleConfig) -> str:
     scores = torch.zeros(1, device=device)  # (N,) one live beam to start
     seqs: list[list[int]] = [[]]
     finished: list[tuple[float, list[int]]] = []
-    vocab = model.vocab
     for i in range(opts.length):
         logp = F.log_softmax(last.float(), dim=-1)  # (N, V)
         flat = (scores[:, None] + logp).reshape(-1)  # (N * V,)
@@ -199,7 +229,7 @@ def _beam_search(model, last: torch.Tensor, state, opts: SampleConfig) -> str:
                 state = tuple(s[:, idx] for s in state)
                 tokens = tokens[idx]
         if i + 1 < opts.length:
-            logits, state = model(tokens[:, None], state)  # (N, 1, V)
+            logits, state = forward(tokens[:, None], state)  # (N, 1, V)
             last = logits[:, -1]
     candidates = finished + [(float(s), q) for s, q in zip(scores.tolist(), seqs)]
     return vocab.decode(max(candidates, key=lambda c: c[0])[1])

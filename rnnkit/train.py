@@ -301,7 +301,7 @@ def train(data=None, out: str | Path | None = None, *, task: str | None = None, 
                           "don't combine it with data, --out, --init-from or --extend-vocab")
     if extend_vocab and init_from is None:
         raise ConfigError("--extend-vocab grows the vocabulary of the run given to --init-from; give --init-from")
-    kind = _task_module(task, resume, init_from)
+    kind = _task_module(task, resume, init_from, data, options)
     if not kind.LANGUAGE_MODEL and init_from is not None:
         raise ConfigError(f"--init-from fine-tunes language models; train a {kind.NAME} model from scratch")
     if not kind.LANGUAGE_MODEL and options.get("backend") == "numpy":
@@ -400,16 +400,20 @@ def train(data=None, out: str | Path | None = None, *, task: str | None = None, 
         d.close()
 
 
-def _task_module(task: str | None, resume, init_from):
-    """The task module for a run: a resumed or fine-tuned run's own, else `task` (default "lm")."""
+def _task_module(task: str | None, resume, init_from, data=None, options=()):
+    """The task module for a run: a resumed or fine-tuned run's own, else `task`, else the task the
+    data imply (tasks.infer: the language model unless the files say otherwise)."""
     if task is not None and task not in tasks.TASKS:
         raise ConfigError(f"--task must be one of {', '.join(tasks.TASKS)}; got {task!r}")
     base = resume if resume is not None else init_from
     if base is None:
-        return tasks.TASKS[task or "lm"]
+        if task is None:
+            paths = [] if data is None else [data] if isinstance(data, (str, Path)) else list(data)
+            task = tasks.infer(paths, options)
+        return tasks.TASKS[task]
     stored = ckpt.task_of(base)
     if task is not None and task != stored:
-        raise ConfigError(f"{base} was trained for the {stored} task; --task {task} does not match it")
+        raise UsageError(f"{base} was trained for the {stored} task; --task {task} does not match it")
     return tasks.module_for(stored)
 
 

@@ -13,7 +13,7 @@ import rnnkit
 from rnnkit import checkpoint as ckpt
 from rnnkit.config import ClassifierConfig
 from rnnkit.data.examples import ExampleBatches, read_examples
-from rnnkit.errors import ConfigError, DataError
+from rnnkit.errors import ConfigError, DataError, UsageError
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.classifier import classification_metrics as metrics
 
@@ -175,7 +175,13 @@ def test_bad_classification_input(tmp_path, words, classifier_run):
     with pytest.raises(DataError, match="at least 2 classes"):
         rnnkit.train(one, out=tmp_path / "r", **TINY)
     with pytest.raises(ConfigError, match="--bidirectional does not apply to the lm task"):
-        rnnkit.train(words, out=tmp_path / "r", bidirectional=True, max_steps=1)
+        rnnkit.train(words, out=tmp_path / "r", task="lm", bidirectional=True, max_steps=1)
+    with pytest.raises(UsageError, match="holds labelled examples: give --task classify .* or --task generate"):
+        rnnkit.train(words, out=tmp_path / "r", max_steps=1)
+    lines = tmp_path / "lines.txt"
+    lines.write_text("abc\nabd\n")
+    with pytest.raises(DataError, match="classification needs labelled examples"):
+        rnnkit.train(lines, out=tmp_path / "r", **TINY)
     with pytest.raises(ConfigError, match="was trained for the classify task; --task lm does not match it"):
         rnnkit.train(resume=classifier_run.dir, task="lm")
     with pytest.raises(ConfigError, match="--init-from fine-tunes language models"):

@@ -5,6 +5,8 @@ Formats (`ExamplesConfig.format`, "auto" decides by the extension; a directory i
 - jsonl: one {"text": ..., "label": ...} object per line;
 - folder: one file per class, one example per line, the class named by the file (`French.txt`), the
   format of the PyTorch tutorial "classifying names with a character-level RNN";
+- lines (.txt): one unlabelled example per line (names.txt), for an unconditional generator; the
+  label of each is "";
 - npz: sequences of vectors instead of text, arrays x (N, T, F), y (N,) and optionally lengths (N,)
   (an image read one row per step is a sequence of its rows).
 
@@ -49,7 +51,7 @@ class Examples:
 def read_examples(paths: list[str], fmt: str = "auto") -> Examples:
     """The examples of every path, in order; one-line errors naming the file and row at fault."""
     if not paths:
-        raise DataError("classification needs labelled examples: a TSV/CSV/JSONL file or a folder of files")
+        raise DataError("no examples given: a TSV/CSV/JSONL file, a folder of files or (generate) a .txt file of lines")
     texts, labels = [], []
     for p in map(Path, paths):
         kind = _format_of(p, fmt)
@@ -68,6 +70,11 @@ def read_examples(paths: list[str], fmt: str = "auto") -> Examples:
                 labels += [f.stem] * len(lines)
             continue
         text = normalize_newlines(read_text(p))
+        if kind == "lines":
+            lines = [line for line in text.split("\n") if line.strip()]
+            texts += lines
+            labels += [""] * len(lines)
+            continue
         rows = _rows(p, text, kind)
         for n, (t, label) in rows:
             if not t or not label:
@@ -91,8 +98,10 @@ def _format_of(path: Path, fmt: str) -> str:
     suffix = path.suffix.lower()
     if suffix in (".tsv", ".csv", ".jsonl", ".npz"):
         return suffix[1:]
-    raise DataError(f"cannot tell the format of {path} from its extension; give --format tsv, csv, jsonl, npz or "
-                    "folder")
+    if suffix == ".txt":
+        return "lines"
+    raise DataError(f"cannot tell the format of {path} from its extension; give --format tsv, csv, jsonl, lines, "
+                    "npz or folder")
 
 
 def _vectors(path: Path) -> tuple[list[np.ndarray], list[str]]:

@@ -21,13 +21,15 @@ and its Task object gives the trainer, for any shape of model:
 
 from __future__ import annotations
 
+import csv
+from dataclasses import fields
 from pathlib import Path
 
 from .. import checkpoint as ckpt
-from ..errors import CheckpointError
-from . import classify, lm, series
+from ..errors import CheckpointError, UsageError
+from . import classify, generate, lm, series
 
-TASKS = {"lm": lm, "classify": classify, "series": series}
+TASKS = {"lm": lm, "classify": classify, "generate": generate, "series": series}
 
 
 def module_for(name: str):
@@ -40,3 +42,60 @@ def load(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
     """The trained model of a run directory, of whatever task (a CharRNN for a language model), in
     eval mode. `checkpoint`: "best" (lowest validation loss, model.safetensors) or "last"."""
     return module_for(ckpt.task_of(run_dir)).load(run_dir, checkpoint, device)
+
+
+EXAMPLES = (".tsv", ".jsonl")  # labelled examples: classify or generate
+
+
+def infer(paths: list, options) -> str:
+    """The task that DATA (and the options given) imply when --task is not given.
+
+    .npz files hold sequences of vectors (classify); .tsv and .jsonl files labelled examples (classify
+    or generate); a .csv file labelled examples (with a "text,label" header), a series (a "time"
+    column, or rows of numbers) or either; anything else is text for the language model. An option that only one of
+    the candidate tasks has (--bidirectional, --condition, --time-column ...) settles it; if two tasks
+    remain, the user is asked to choose.
+    """
+    kinds = {_data_kind(Path(p)) for p in paths} if paths else {"text"}
+    if len(kinds) > 1:
+        return "lm"  # a mix: the chosen task's reader names what does not fit
+    candidates = {"vectors": ["classify"], "examples": ["classify", "generate"], "series": ["series"],
+                  "csv": ["classify", "generate", "series"], "text": ["lm"]}[kinds.pop()]
+    for name in options:
+        owners = [t for t in candidates if any(name in {f.name for f in fields(cls)} for cls in TASKS[t].CONFIGS)]
+        candidates = owners or candidates
+    if len(candidates) > 1:
+        what = "holds labelled examples" if "series" not in candidates else "may hold examples or a series"
+        choices = ["--task classify (learn text -> class)", "--task generate (learn class -> text)",
+                   "--task series (learn the next values)"][:len(candidates)]
+        raise UsageError(f"{paths[0]} {what}: give {', '.join(choices[:-1])} or {choices[-1]}")
+    return candidates[0]
+
+
+def _data_kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return "vectors"
+    if suffix in EXAMPLES:
+        return "examples"
+    if suffix != ".csv" or not path.is_file():
+        return "text"
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = [r for _, r in zip(range(3), csv.reader(fh))]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return "text"  # the task's own reader reports what is wrong
+    header = [h.strip().lower() for h in rows[0]] if rows else []
+    if header == ["text", "label"]:
+        return "examples"
+    if "time" in header or (len(rows) > 1 and all(_is_number(v) for v in rows[1])):
+        return "series"  # a series has a time column (--time-column if not "time") and numbers
+    return "csv"  # a text and a label, or a series with its time column named otherwise: the options decide
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+        return True
+    except ValueError:
+        return False

@@ -132,6 +132,9 @@ def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, r
         vocab, classes, model_cfg = resumed.vocab, resumed.classes, resumed.model
     else:
         classes = sorted(set(train.labels))
+        if "" in classes:
+            raise DataError("classification needs labelled examples; a .txt file of lines has no labels (a "
+                            "generator can learn from it: --task generate)")
         if len(classes) < 2:
             raise DataError(f"classification needs at least 2 classes in the training examples; found "
                             f"{len(classes)} ({', '.join(classes)})")
