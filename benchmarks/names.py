@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,7 +34,7 @@ NAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
 SEED = 3407  # makemore's default --seed
 # The generator's settings (any can be overridden after --), chosen with 90-second probes on the
 # validation names (see the README's names section).
-DEFAULTS = dict(cell="lstm", num_layers=2, hidden_size=256, embed_size=64, dropout=0.2, batch_size=64, lr=5e-3,
+DEFAULTS = dict(cell="lstm", num_layers=2, hidden_size=256, embed_size=64, dropout=0.5, batch_size=64, lr=5e-3,
                 eval_every=250, checkpoint_every=2000, sample_every=0)
 
 

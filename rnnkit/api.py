@@ -30,15 +30,25 @@ def sample(run_dir, checkpoint: str = "best", on_text: Callable[[str], None] | N
 
 
 def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error",
-             horizon: int = 1, judge: str | None = None, num_samples: int | None = None) -> dict:
+             horizon: int = 1, judge: str | None = None, num_samples: int | None = None, beam: int = 0,
+             ignore_stress: bool = False) -> dict:
     """`rnnkit eval`: the task's metrics on the run's test split, or on `file` if given. `horizon`:
     for a forecaster, how many steps ahead each prediction is made. For a generator, `num_samples`
-    samples per class are drawn and described, and `judge` (a classifier run) classifies them."""
+    samples per class are drawn and described, and `judge` (a classifier run) classifies them. For an
+    encoder-decoder, `beam` decodes with beam search (0: greedy) and `ignore_stress` scores ARPAbet
+    phonemes without their stress digits."""
     task = ckpt.task_of(run_dir)
     if horizon != 1 and task != "series":
         raise UsageError(f"--horizon is for forecasters; {run_dir} was trained for the {task} task")
     if (judge is not None or num_samples is not None) and task != "generate":
         raise UsageError(f"--judge and --samples are for generators; {run_dir} was trained for the {task} task")
+    if (beam or ignore_stress) and task != "seq2seq":
+        raise UsageError(f"--beam and --ignore-stress are for seq2seq runs; {run_dir} was trained for the {task} task")
+    if task == "seq2seq":
+        if beam < 0:
+            raise UsageError(f"--beam must be >= 0, got {beam}")
+        return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint, unknown=unknown, beam=beam,
+                                             ignore_stress=ignore_stress)
     if task == "series":
         return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint, horizon=horizon)
     if task == "generate":

@@ -4,6 +4,7 @@
     rnnkit sample RUN_DIR [options]       generate text (language models; generators, --class C)
     rnnkit eval RUN_DIR [FILE]            the task's metrics: loss and bits per character, accuracy, MSE ...
     rnnkit predict RUN_DIR TEXT           the most likely classes (classifiers)
+    rnnkit translate RUN_DIR TEXT         the outputs of an encoder-decoder (seq2seq), greedy or beam search
     rnnkit prepare DATA ...               encode text into a token file ahead of time
     rnnkit inspect RUN_DIR --text FILE    HTML report of the cells over a text
     rnnkit cells RUN_DIR --text FILE      find interpretable cells
@@ -46,7 +47,13 @@ def _cmd_train(args) -> int:
     run = train(args.data or None, out=args.out, task=args.task, resume=args.resume, init_from=args.init_from,
                 extend_vocab=args.extend_vocab, force=args.force, progress=not args.no_progress, **options)
     length = options.get("sample_length", TrainConfig.sample_length)
-    if length and is_main_process() and hasattr(run.model, "sample"):  # a language model: show what it learned  # under torchrun, process 0 alone prints the sample
+    if not (length and is_main_process()):  # under torchrun, process 0 alone prints the sample
+        return 0
+    if hasattr(run.model, "class_index"):  # a generator: a few examples (of each class)
+        from .tasks.generate import show_samples
+        print(f"--- samples from {run.dir} (best weights, temperature 0.8) ---", file=sys.stderr)
+        _write(show_samples(run.model, seed=1, temperature=0.8) + "\n")
+    elif hasattr(run.model, "sample"):  # a language model: show what it learned
         print(f"--- sample from {run.dir} (best weights, temperature 0.8) ---", file=sys.stderr)
         sample_text(run.model, length=length, temperature=0.8, seed=1, on_text=_write)
         _write("\n")
@@ -98,7 +105,7 @@ def _cmd_sample(args) -> int:
 def _cmd_eval(args) -> int:
     from .api import evaluate
     result = evaluate(args.run_dir, args.file, checkpoint=args.checkpoint, unknown=args.unknown, horizon=args.horizon,
-                      judge=args.judge, num_samples=args.samples)
+                      judge=args.judge, num_samples=args.samples, beam=args.beam, ignore_stress=args.ignore_stress)
     if args.plot:
         if "horizon" not in result:
             raise RnnkitError("--plot is for forecasters (series runs)")
@@ -115,6 +122,15 @@ def _cmd_eval(args) -> int:
         print(f"{result['split']}: {result['horizon']} step(s) ahead, MSE {result['mse']:.4g}, MAE {result['mae']:.4g}; "
               f"persistence MSE {result['persistence_mse']:.4g}, MAE {result['persistence_mae']:.4g} "
               f"({result['steps']:,} steps)")
+    elif "token_error_rate" in result:  # an encoder-decoder
+        how = f"beam {result['beam']}" if result["beam"] else "greedy"
+        print(f"{result['split']} ({how}{', stress ignored' if result['ignore_stress'] else ''}): exact match "
+              f"{result['exact_match']:.4f} (sequence error rate {result['sequence_error_rate']:.4f}), token error "
+              f"rate {result['token_error_rate']:.4f}, BLEU {result['bleu']:.2f}, chrF {result['chrf']:.2f}, loss "
+              f"{result['nats']:.4f} nats/token ({result['sources']:,} sources, {result['pairs']:,} pairs)")
+        for e in result["examples"][:5]:
+            mark = "=" if e["output"] in e["references"] else "x"
+            print(f"  {mark} {e['source']} -> {e['output']}   (reference: {' | '.join(e['references'])})")
     elif "samples" in result:  # a generator
         print(_generator_table(result))
     elif "accuracy" in result:  # a classifier
@@ -178,6 +194,53 @@ def _cmd_predict(args) -> int:
     return 0
 
 
+def _cmd_translate(args) -> int:
+    if (args.text is None) == (args.input is None):
+        raise RnnkitError("give a TEXT to translate or --input FILE (one source per line), not both")
+    _check_positive(nbest=args.nbest)
+    if args.beam < 0 or args.temperature < 0:
+        raise RnnkitError("--beam and --temperature must be >= 0")
+    if args.beam and args.temperature:
+        raise RnnkitError("--temperature samples; --beam searches: give one of them")
+    if args.nbest > max(args.beam, 1):
+        raise RnnkitError(f"--nbest {args.nbest} needs --beam {args.nbest} or wider")
+    if args.attention and args.text is None:
+        raise RnnkitError("--attention draws the map of one TEXT; give the text instead of --input")
+    from .checkpoint import task_of
+    from .errors import UsageError
+    task = task_of(args.run_dir)
+    if task != "seq2seq":
+        raise UsageError(f"{args.run_dir} was trained for the {task} task; translate needs a seq2seq run")
+    from .data.corpus import normalize_newlines, read_text
+    from .tasks import load
+    model = load(args.run_dir, args.checkpoint)
+    sources = [args.text] if args.text is not None else \
+        [line.strip() for line in normalize_newlines(read_text(args.input)).split("\n") if line.strip()]
+    unseen = sorted({t for s in sources for t in model.source_vocab.unknown(s)})
+    if unseen and args.unknown == "error":
+        raise RnnkitError(f"{len(unseen)} source token(s) never seen in training: {', '.join(map(repr, unseen[:20]))} "
+                          "(--unknown skip reads them as unknown)")
+    outputs = model.translate(sources, beam=args.beam, nbest=args.nbest, temperature=args.temperature,
+                              max_length=args.max_length or None, seed=args.seed)
+    rows = [s + "".join(f"\t{o}\t{score:.4f}" for o, score in outs) for s, outs in zip(sources, outputs)]
+    if args.output:
+        from .io import atomic_write_bytes
+        atomic_write_bytes(args.output, "".join(r + "\n" for r in rows).encode("utf-8"))
+        print(f"wrote {len(rows):,} translations to {args.output}")
+    else:
+        print("\n".join(rows))
+    if args.attention:
+        from pathlib import Path
+        from .io import atomic_write_bytes
+        from .tasks.seq2seq import attention_html, plot_attention
+        src, out, weights = model.attention_map(args.text, outputs[0][0][0])
+        plot_attention(src, out, weights, args.attention)
+        page = Path(args.attention).with_suffix(".html")
+        atomic_write_bytes(page, attention_html(src, out, weights, f"{args.text} -> {outputs[0][0][0]}").encode("utf-8"))
+        print(f"wrote {args.attention}, {page}", file=sys.stderr)
+    return 0
+
+
 def _cmd_prepare(args) -> int:
     from .data.corpus import prepare_text
     corpus = prepare_text(args.data, out=args.out, **overrides_from_args(args, DataConfig))
@@ -196,6 +259,14 @@ def _cmd_inspect(args) -> int:
     if units < 0:
         raise RnnkitError(f"--units must be a number >= 0 or 'all', got {args.units}")
     model = load(args.run_dir, args.checkpoint)
+    if hasattr(model, "predict"):  # a classifier: its prediction as it reads each line
+        from .inspect.reading import inspect_classifier
+        result = inspect_classifier(model, args.text, args.out, max_chars=args.max_chars)
+        for text, label, p in result["texts"][:20]:
+            print(f"{text}\t{label}\t{p:.4f}")
+        print("wrote " + ", ".join(str(p) for p in result["written"]))
+        return 0
+    _only_language_models(args, "inspect reads language models and classifiers")
     result = inspect(model, args.text, args.out, max_chars=args.max_chars, search_chars=args.search_chars,
                      features=feature_set(args.features), npz=args.npz, lstmvis=args.lstmvis, units=units,
                      min_support=args.min_support, min_stretches=args.min_stretches, unknown=args.unknown)
@@ -216,6 +287,7 @@ def _cmd_cells(args) -> int:
     from .inspect.run import feature_set, find_cells, plot_best_cells
     _check_positive(max_chars=args.max_chars, top=args.top)
     _check_support(args)
+    _only_language_models(args, "cells searches a language model's cells")
     features = feature_set(args.features, [f.strip() for f in args.only.split(",")] if args.only else None)
     found = find_cells(load(args.run_dir, args.checkpoint), read_text(args.text, args.max_chars), features,
                        args.kinds, args.min_support, args.min_stretches, args.unknown)
@@ -238,6 +310,15 @@ def _cmd_cells(args) -> int:
     if args.plot:
         plot_best_cells(found, args.plot)
     return 0
+
+
+def _only_language_models(args, what: str) -> None:
+    """A one-line error (exit 2) for a command that looks at a language model's cells, given another task's run."""
+    from .checkpoint import task_of
+    from .errors import UsageError
+    task = task_of(args.run_dir)
+    if task != "lm":
+        raise UsageError(f"{args.run_dir} was trained for the {task} task; {what}")
 
 
 def _add_support(p) -> None:
@@ -271,6 +352,7 @@ def _cmd_gates(args) -> int:
     from .data.corpus import read_text
     from .inspect.activations import activations
     _check_positive(max_chars=args.max_chars)
+    _only_language_models(args, "gates measures a language model's gates")
     model = load(args.run_dir, args.checkpoint)
     if model.config.cell == "rnn":
         raise RnnkitError("a vanilla RNN has no gates; gate saturation needs an lstm or gru run")
@@ -317,6 +399,7 @@ def _cmd_compare(args) -> int:
     from .data.corpus import read_text
     from .inspect.compare import compare
     _, hi = _parse_orders(args.n)
+    _only_language_models(args, "compare lines a language model up against n-grams")
     result = compare(load(args.run_dir, args.checkpoint), read_text(args.train), read_text(args.test), hi,
                      unknown=args.unknown)
     print(result.table())
@@ -423,6 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "sort into seen in training / held-out / novel (default: 200)")
     p.add_argument("--judge", metavar="RUN_DIR", help="generators: a classifier run (same classes) that reads "
                    "every sample; reports how often it finds the class the sample was written for")
+    p.add_argument("--beam", type=int, default=0, help="seq2seq: decode with beam search of this width (default: 0, "
+                   "greedy)")
+    p.add_argument("--ignore-stress", action="store_true", help="seq2seq: score ARPAbet phonemes without their "
+                   "stress digits (AH0 -> AH), the 39-phoneme set of the G2P literature")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="the most likely classes of a text (classifiers)", description=(
@@ -435,6 +522,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=1, help="how many classes to list per text (default: 1)")
     _add_checkpoint(p)
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("translate", help="the outputs of a seq2seq run for a source text", description=(
+        "Decode TEXT, or every line of --input FILE, with an encoder-decoder run: each source, then its "
+        "--nbest outputs with their scores (summed log-probabilities; length-normalised with --beam), "
+        "tab-separated."))
+    _add_run_dir(p)
+    p.add_argument("text", metavar="TEXT", nargs="?", help="the source to translate")
+    p.add_argument("--input", metavar="FILE", help="translate every non-empty line of FILE instead")
+    p.add_argument("--output", metavar="TSV", help="write the translations here instead of printing them")
+    p.add_argument("--beam", type=int, default=0, help="beam search with this many hypotheses per source, batched "
+                   "over sources and beam (default: 0, greedy)")
+    p.add_argument("--nbest", type=int, default=1, help="outputs per source, best first (needs --beam at least as "
+                   "wide; default: 1)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sample each token at this temperature instead "
+                   "of taking the most likely (default: 0, greedy; not with --beam)")
+    p.add_argument("--max-length", type=int, default=0, help="longest output in tokens (default: the run's "
+                   "--max-length, else twice the source's length + 10)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for --temperature sampling (default: 0)")
+    p.add_argument("--attention", metavar="PNG", help="also draw the attention map of TEXT's output here, and the "
+                   "same as an HTML page beside it (same name, .html)")
+    _add_unknown(p, "the sources")
+    _add_checkpoint(p)
+    p.set_defaults(func=_cmd_translate)
 
     p = sub.add_parser("prepare", help="encode text into a token file ahead of training", description=(
         "Build the vocabulary and token file for DATA (cached, so training reuses it)."))
@@ -452,11 +562,14 @@ def build_parser() -> argparse.ArgumentParser:
         _add_checkpoint(p)
         _add_unknown(p, "FILE")
 
-    p = sub.add_parser("inspect", help="HTML report: cell heat maps, guesses, loss, interpretable cells",
+    p = sub.add_parser("inspect", help="HTML report: cell heat maps, guesses, loss, interpretable cells; a "
+                       "classifier's prediction as it reads",
                        description="Write one self-contained HTML page showing the model's cells over the text "
                        "(with PNG figures beside it), and optionally export the activations. To keep the page "
                        "small it holds --units cells of each quantity and layer (the cells the search lists, "
-                       "the ones it ranked highest and the most variable), not all of them.")
+                       "the ones it ranked highest and the most variable), not all of them. For a classifier run, "
+                       "the page shows instead how its prediction moves as it reads each line of FILE, character "
+                       "by character (and OUT-reading.png the same as curves).")
     run_and_text(p, "text to look at (UTF-8)", max_chars=2000)
     p.add_argument("--out", required=True, metavar="HTML", help="the report to write, e.g. report.html")
     p.add_argument("--search-chars", type=int, default=20000,

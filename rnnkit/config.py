@@ -73,7 +73,9 @@ class DataConfig:
                            "LF when text is read, as in Python's text mode, for training and for eval, sample "
                            "--prime and inspect on this run (byte-level runs always keep the bytes)")
     split: tuple = _opt((0.9, 0.05, 0.05), "train,validation,test fractions: of the text, in order (language model; "
-                        "default 0.9,0.05,0.05), or of the examples, a random split (classify; default 0.8,0.1,0.1)")
+                        "default 0.9,0.05,0.05); of the examples, a random split (classify, generate; default "
+                        "0.8,0.1,0.1); of a series, in time order (series; 0.7,0.1,0.2); of the distinct sources, "
+                        "a random split (seq2seq; 0.9,0.05,0.05)")
 
     def __post_init__(self):
         self.paths = [str(p) for p in self.paths]
@@ -87,8 +89,8 @@ class ClassifierConfig(ModelConfig):
     """A many-to-one classifier's model (rnnkit.models.classifier): the recurrent core of ModelConfig,
     read in both directions if asked, pooled over time, then a linear layer to the classes."""
 
-    bidirectional: bool = _opt(False, "classify: read each sequence forwards and backwards (two recurrent "
-                               "stacks, their outputs side by side)")
+    bidirectional: bool = _opt(False, "classify, seq2seq: read each sequence (seq2seq: each source) forwards and "
+                               "backwards (two recurrent stacks, their outputs side by side)")
     pooling: str = _opt("last", "classify: how the outputs over time become one vector: last (the final "
                         "state, of each direction), mean, max or attention (a learned weighted mean)",
                         ("last", "mean", "max", "attention"))
@@ -127,14 +129,22 @@ class ExamplesConfig:
                        "'text,label' header row is skipped), jsonl ({\"text\": ..., \"label\": ...} per line), "
                        "folder (one FILE per class, one example per line, the class named by the file), lines "
                        "(one unlabelled example per line, e.g. names.txt: generate only), npz (sequences of "
-                       "vectors: arrays x (N, T, F), y (N,) and optionally lengths (N,)), or auto (by the file's "
-                       "extension, .txt being lines; a directory is a folder)",
-                       ("auto", "tsv", "csv", "jsonl", "folder", "lines", "npz"))
+                       "vectors: arrays x (N, T, F), y (N,) and optionally lengths (N,)), vectors (the same as a "
+                       "CSV: header id,label,<value columns>, one row per step, an example's rows together), or "
+                       "auto (by the file's extension, .txt being lines and a .csv with an id,label,... header "
+                       "vectors; a directory is a folder)",
+                       ("auto", "tsv", "csv", "jsonl", "folder", "lines", "npz", "vectors"))
     split: tuple = _opt((0.8, 0.1, 0.1), "train,validation,test fractions of the examples (a seeded random split)")
-    split_seed: int = _opt(0, "classify, generate: seed of the random train/validation/test split")
-    val: list = _opt([], "classify, generate: a file of validation examples (then --split does not take any)", kind=str)
-    test: list = _opt([], "classify, generate: a file of test examples (then --split does not take any)", kind=str)
+    split_seed: int = _opt(0, "classify, generate, seq2seq: seed of the random train/validation/test split")
+    val: list = _opt([], "classify, generate, seq2seq: a file of validation examples (then --split does not take "
+                     "any)", kind=str)
+    test: list = _opt([], "classify, generate, seq2seq: a file of test examples (then --split does not take any)",
+                      kind=str)
     class_weights: bool = _opt(False, "classify: weight the loss by inverse class frequency (imbalanced data)")
+    tokens: str = _opt("char", "classify: what a text is a sequence of: char (characters) or word (whitespace-"
+                       "separated words; words seen fewer than --min-count times in training, and words never "
+                       "seen, are read as one unknown-word token)", ("char", "word"))
+    min_count: int = _opt(2, "classify --tokens word: keep words seen at least this many times in training")
 
     def __post_init__(self):
         self.paths = [str(p) for p in self.paths]
@@ -142,6 +152,7 @@ class ExamplesConfig:
         self.test = [self.test] if isinstance(self.test, str) else [str(p) for p in self.test]
         self.split = parse_split(self.split)
         _check_choices(self)
+        _check_positive("min_count", self.min_count)
 
 
 @dataclass
@@ -166,9 +177,66 @@ class SeriesConfig:
         self.split = parse_split(self.split)
 
 
+@dataclass
+class Seq2SeqConfig(ModelConfig):
+    """An encoder-decoder (rnnkit.models.seq2seq): the recurrent core of ModelConfig for both, the
+    encoder optionally bidirectional, the decoder attending to the encoder's states."""
+
+    bidirectional: bool = _opt(False, "classify, seq2seq: read each sequence (seq2seq: each source) forwards and "
+                               "backwards (two recurrent stacks, their outputs side by side)")
+    attention: str = _opt("general", "seq2seq: how the decoder looks at the source: none (Sutskever: the final "
+                          "state only), additive (Bahdanau), dot or general (Luong)",
+                          ("none", "additive", "dot", "general"))
+    input_feeding: bool = _opt(True, "seq2seq: feed each step's attentional vector into the next step (Luong)")
+    tie_embeddings: bool = _opt(False, "seq2seq: share the decoder's input embedding and output layer (needs "
+                                "--embed-size equal to --hidden-size)")
+    label_smoothing: float = _opt(0.0, "seq2seq: label smoothing of the training loss, in [0, 1)")
+    sampling_ratio: float = _opt(0.0, "seq2seq: scheduled sampling: feed the decoder its own previous guess instead "
+                                 "of the true token with this probability while training, in [0, 1]")
+    max_length: int = _opt(0, "seq2seq: longest output when decoding (0: twice the source's length + 10)")
+    source_vocab_size: int = _opt(0, "source symbols; set from the data", cli=False)
+    target_vocab_size: int = _opt(0, "target symbols; set from the data", cli=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_choices(self)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 <= self.sampling_ratio <= 1.0:
+            raise ConfigError(f"--sampling-ratio must be in [0, 1], got {self.sampling_ratio}")
+        _check_non_negative("max_length", self.max_length)
+        if self.tie_embeddings and self.embed_size != self.hidden_size:
+            raise ConfigError("--tie-embeddings needs --embed-size equal to --hidden-size")
+
+
+@dataclass
+class PairsConfig:
+    """Source -> target pairs for an encoder-decoder (rnnkit.data.pairs)."""
+
+    paths: list = _opt([], "TSV files of source<TAB>target pairs", cli=False)
+    split: tuple = _opt((0.9, 0.05, 0.05), "train,validation,test fractions of the distinct sources (a seeded "
+                        "random split; every pair of a source goes with it)")
+    split_seed: int = _opt(0, "seed of the random train/validation/test split")
+    val: list = _opt([], "a file of validation examples (then --split does not take any)", kind=str)
+    test: list = _opt([], "a file of test examples (then --split does not take any)", kind=str)
+    source_tokens: str = _opt("char", "seq2seq: read each source as characters (char) or whitespace-separated "
+                              "tokens (word)", ("char", "word"))
+    target_tokens: str = _opt("auto", "seq2seq: read each target as characters (char), whitespace-separated "
+                              "tokens (word: phonemes, words), or auto (word if the targets look like spaced "
+                              "symbols from a small set, such as ARPAbet phonemes)", ("auto", "char", "word"))
+
+    def __post_init__(self):
+        self.paths = [str(p) for p in self.paths]
+        self.val = [self.val] if isinstance(self.val, str) else [str(p) for p in self.val]
+        self.test = [self.test] if isinstance(self.test, str) else [str(p) for p in self.test]
+        self.split = parse_split(self.split)
+        _check_choices(self)
+
+
 # Each task's (model config, data config); the trainer's TrainConfig serves them all (rnnkit.tasks).
 TASK_CONFIGS = {"lm": (ModelConfig, DataConfig), "classify": (ClassifierConfig, ExamplesConfig),
-                "generate": (GeneratorConfig, ExamplesConfig), "series": (ForecasterConfig, SeriesConfig)}
+                "generate": (GeneratorConfig, ExamplesConfig), "series": (ForecasterConfig, SeriesConfig),
+                "seq2seq": (Seq2SeqConfig, PairsConfig)}
 
 
 @dataclass

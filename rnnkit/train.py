@@ -34,7 +34,7 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from . import distributed, tasks
 from .config import TASK_CONFIGS, TrainConfig, build, parse_duration, split_overrides
-from .errors import ConfigError, Interrupted, TrainingDiverged
+from .errors import ConfigError, Interrupted, TrainingDiverged, UsageError
 from .io import atomic_write_bytes, remove_stale_temporaries
 from .plotting import pyplot, save_png
 

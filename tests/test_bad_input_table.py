@@ -47,11 +47,16 @@ def sandbox(tmp_path_factory, small_corpus, shakespeare_text):
     (box / "one.tsv").write_text("anna\tnames\nbob\tnames\n")
     (box / "nolabel.tsv").write_text("just some text\n")
     (box / "gaps.csv").write_text("time,v\n1,2.5\n2,\n3,4\n")
+    (box / "empty.tsv").write_bytes(b"")
+    (box / "words.tsv").write_text("".join(f"{w}\tfwd\n{w[::-1]}\trev\n" for w in shakespeare_text[:4000].split()
+                                           if len(w) > 2))
     (box / "notext").mkdir()
     (box / "notext" / "notes.md").write_text("not matched by the default --glob\n")
     (box / "notarun").mkdir()
     (box / "notarun" / "thesis.tex").write_text("precious\n")
     p = run_cli("train", "text.txt", "--out", "run", "--max-steps", "5", "--sample-length", "0", *TINY, cwd=box)
+    assert p.returncode == 0, p.stderr
+    p = run_cli("train", "words.tsv", "--task", "generate", "--out", "gen", "--max-steps", "2", *TINY, cwd=box)
     assert p.returncode == 0, p.stderr
     for name in ("truncated", "flipped", "badconfig", "pickled"):
         shutil.copytree(box / "run", box / name)

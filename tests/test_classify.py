@@ -176,7 +176,8 @@ def test_bad_classification_input(tmp_path, words, classifier_run):
         rnnkit.train(one, out=tmp_path / "r", **TINY)
     with pytest.raises(ConfigError, match="--bidirectional does not apply to the lm task"):
         rnnkit.train(words, out=tmp_path / "r", task="lm", bidirectional=True, max_steps=1)
-    with pytest.raises(UsageError, match="holds labelled examples: give --task classify .* or --task generate"):
+    with pytest.raises(UsageError, match="holds pairs of texts: give --task classify .*, --task generate .* or "
+                                         "--task seq2seq"):
         rnnkit.train(words, out=tmp_path / "r", max_steps=1)
     lines = tmp_path / "lines.txt"
     lines.write_text("abc\nabd\n")
@@ -249,3 +250,75 @@ def test_bad_vector_files(tmp_path):
     for name, message in (("a", "x must be \\(N, T, F\\)"), ("b", "lacks 'y'"), ("c", "NaN or infinite values \\(example 2\\)")):
         with pytest.raises(DataError, match=message):
             read_examples([str(tmp_path / f"{name}.npz")])
+    for rows, message in ((["a,x,1,2", "a,x,3"], "row 3: 3 fields, but the header has 4"),
+                          (["a,x,1,two"], "row 2: 'two' in column 'v2' is not a number"),
+                          (["a,x,1,2", "b,y,1,2", "a,x,1,2"], "row 4: example 'a' continues after other examples"),
+                          (["a,x,1,2", "a,y,1,2"], "row 3: example 'a' changes its label"),
+                          (["a,x,1,nan"], "row 2: NaN or infinite value")):
+        (tmp_path / "v.csv").write_text("id,label,v1,v2\n" + "\n".join(rows) + "\n")
+        with pytest.raises(DataError, match=message):
+            read_examples([str(tmp_path / "v.csv")])
+
+
+def test_vectors_as_csv_rows_read_like_npz(tmp_path):
+    with np.load(_vector_task(tmp_path / "v.npz", n=40)) as f:
+        x, y, lengths = f["x"], f["y"], f["lengths"]
+    lines = ["id,label,a,b"] + [f"ex{i},{y[i]},{float(x[i, t, 0])!r},{float(x[i, t, 1])!r}"
+                                for i in range(40) for t in range(lengths[i])]
+    (tmp_path / "v.csv").write_text("\n".join(lines) + "\n")
+    a, b = read_examples([str(tmp_path / "v.npz")]), read_examples([str(tmp_path / "v.csv")])
+    assert a.labels == b.labels and all(np.array_equal(p, q) for p, q in zip(a.texts, b.texts))
+    from rnnkit.tasks import infer
+    assert infer([str(tmp_path / "v.csv")], {}) == "classify"
+
+
+def test_prediction_as_it_reads(tmp_path, classifier_run):
+    model = rnnkit.load(classifier_run.dir)
+    from rnnkit.inspect.reading import prefix_probs
+    probs = prefix_probs(model, "sdrawkcab")
+    assert probs.shape == (9, 2) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    for t in (0, 4, 8):  # column t is exactly predict() on the first t + 1 characters
+        expected = dict(model.predict("sdrawkcab"[:t + 1], top_k=2)[0])
+        assert probs[t, model.classes.index("rev")] == pytest.approx(expected["rev"], abs=1e-5)
+    (tmp_path / "in.txt").write_text("sdrawkcab\n\nhello <there>\n")
+    p = run_cli("inspect", classifier_run.dir, "--text", tmp_path / "in.txt", "--out", tmp_path / "read.html")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0].split("\t")[:2] == ["sdrawkcab", model.predict("sdrawkcab")[0][0][0]]
+    assert (tmp_path / "read-reading.png").read_bytes()[:4] == b"\x89PNG"
+    page = (tmp_path / "read.html").read_text()
+    assert "hellothere &rarr;" in page and "http" not in page  # characters the model lacks are not read
+    from test_inspect import _chromium_or_skip
+    from rnnkit.inspect.browser import open_page
+    _chromium_or_skip()
+    dom, errors = open_page(tmp_path / "read.html", tmp_path / "shot.png")
+    assert not errors and dom.count("<section>") == 2 and "predicted" in dom
+    assert (tmp_path / "shot.png").stat().st_size > 5000
+    for command in ("cells", "gates"):
+        p = run_cli(command, classifier_run.dir, "--text", tmp_path / "in.txt")
+        assert p.returncode == 2 and "was trained for the classify task" in p.stderr, p.stderr
+
+
+def test_word_tokens(tmp_path):
+    rng = random.Random(0)
+    filler = "the a movie plot actor was is very quite and but with film story".split()
+    cue = {"pos": "good great fine lovely".split(), "neg": "bad awful poor dull".split()}
+    rows = []
+    for i in range(1200):
+        label = ("pos", "neg")[i % 2]
+        words = rng.sample(filler, 5) + [rng.choice(cue[label])]
+        rng.shuffle(words)
+        rows.append(" ".join(words) + "\t" + label)
+    (tmp_path / "s.tsv").write_text("\n".join(rows) + "\n")
+    run = rnnkit.train(tmp_path / "s.tsv", out=tmp_path / "r", tokens="word", max_steps=150, **TINY)
+    model = rnnkit.load(run.dir)
+    assert model.vocab.kind == "word" and model.vocab.tokens[0] == "<unk>" and len(model.vocab) == 1 + 14 + 8
+    assert rnnkit.evaluate(run.dir)["accuracy"] > 0.95
+    # a word never seen is read as the unknown-word token, not an error and not dropped
+    assert model.vocab.encode("zebra movie").tolist() == [0, model.vocab.tokens.index("movie")]
+    assert model.predict(["a zebra was lovely"])[0][0][0] == "pos"
+    (tmp_path / "in.txt").write_text("the movie was awful\n")
+    p = run_cli("inspect", run.dir, "--text", tmp_path / "in.txt", "--out", tmp_path / "w.html")
+    assert p.returncode == 0 and p.stdout.startswith("the movie was awful\tneg"), p.stderr
+    assert "<th>awful</th>" in (tmp_path / "w.html").read_text()
+    with pytest.raises(ConfigError, match="--tokens word is for --task classify"):
+        rnnkit.train(tmp_path / "s.tsv", out=tmp_path / "g", tokens="word", **{**TINY, "task": "generate"})

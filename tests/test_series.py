@@ -13,7 +13,6 @@ from rnnkit import checkpoint as ckpt
 from rnnkit.data.series import WindowBatches, read_series
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.models.forecaster import SeriesRNN
-from rnnkit.tasks.series import ahead, one_step
 
 from conftest import run_cli
 
@@ -75,6 +74,8 @@ def test_the_forecaster_learns_and_beats_persistence(series_run, waves):
     five = rnnkit.evaluate(series_run.dir, horizon=5)
     assert five["persistence_mse"] == pytest.approx(((values[235:295] - truth) ** 2).mean())
     assert five["mse"] < five["persistence_mse"]
+    mine = rnnkit.load(series_run.dir).evaluate(values, horizon=5, start=240)  # the loaded model says the same
+    assert mine["mse"] == pytest.approx(five["mse"]) and mine["steps"] == 60
 
 
 def test_several_steps_ahead_is_the_model_fed_its_own_predictions(series_run, waves):
@@ -82,12 +83,12 @@ def test_several_steps_ahead_is_the_model_fed_its_own_predictions(series_run, wa
     assert isinstance(model, SeriesRNN)
     values = np.loadtxt(waves, delimiter=",", skiprows=1)[:, 1:]
     norm = (values - model.mean) / model.std
-    assert np.allclose(ahead(model, norm, 250, 1), one_step(model, norm)[250:])
+    assert np.allclose(model.ahead(norm, 250, 1), model.one_step(norm)[250:])
     by_hand = norm[:248].copy()  # predict step 250 from steps 0..247: three predictions, fed back
     for _ in range(3):
-        nxt = one_step(model, np.vstack([by_hand, np.zeros((1, 2))]))[-1]
+        nxt = model.one_step(np.vstack([by_hand, np.zeros((1, 2))]))[-1]
         by_hand = np.vstack([by_hand, nxt])
-    assert np.allclose(ahead(model, norm, 250, 3)[0], by_hand[-1], atol=1e-5)
+    assert np.allclose(model.ahead(norm, 250, 3)[0], by_hand[-1], atol=1e-5)
     future = model.forecast(values[:248], steps=3)  # in the data's units
     assert np.allclose(future[-1], by_hand[-1] * model.std + model.mean, atol=1e-4)
 

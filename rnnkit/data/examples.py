@@ -8,7 +8,9 @@ Formats (`ExamplesConfig.format`, "auto" decides by the extension; a directory i
 - lines (.txt): one unlabelled example per line (names.txt), for an unconditional generator; the
   label of each is "";
 - npz: sequences of vectors instead of text, arrays x (N, T, F), y (N,) and optionally lengths (N,)
-  (an image read one row per step is a sequence of its rows).
+  (an image read one row per step is a sequence of its rows);
+- vectors (.csv with an "id,label,..." header): the same as CSV, one row per step: an example's id,
+  its label and the step's F values; the rows of one example are consecutive, in order.
 
 Batches hold examples of similar length (sorted within pools of many batches, the batches then
 shuffled), padded to their longest member, with the lengths alongside so that the model packs them
@@ -55,8 +57,8 @@ def read_examples(paths: list[str], fmt: str = "auto") -> Examples:
     texts, labels = [], []
     for p in map(Path, paths):
         kind = _format_of(p, fmt)
-        if kind == "npz":
-            seqs, names = _vectors(p)
+        if kind in ("npz", "vectors"):
+            seqs, names = _vectors(p) if kind == "npz" else _vector_rows(p)
             texts += seqs
             labels += names
             continue
@@ -96,6 +98,8 @@ def _format_of(path: Path, fmt: str) -> str:
     if path.is_dir():
         return "folder"
     suffix = path.suffix.lower()
+    if suffix == ".csv" and _header(path)[:2] == ["id", "label"]:
+        return "vectors"
     if suffix in (".tsv", ".csv", ".jsonl", ".npz"):
         return suffix[1:]
     if suffix == ".txt":
@@ -123,6 +127,63 @@ def _vectors(path: Path) -> tuple[list[np.ndarray], list[str]]:
     if (lengths < 1).any() or (lengths > x.shape[1]).any():
         raise DataError(f"{path}: every length must be in 1..{x.shape[1]}")
     return [x[i, :int(n)] for i, n in enumerate(lengths)], [str(v) for v in y.tolist()]
+
+
+def _header(path: Path) -> list[str]:
+    """The first row of a CSV file, lowercased (empty if it cannot be read)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return [c.strip().lower() for c in next(csv.reader(fh), [])]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+
+
+def _vector_rows(path: Path) -> tuple[list[np.ndarray], list[str]]:
+    """Sequences of vectors from a CSV file of steps: a header "id,label,<F names>", then one row per
+    step; consecutive rows with the same id make one example."""
+    rows = csv.reader(io.StringIO(normalize_newlines(read_text(path))))
+    header = next(rows, [])
+    width = len(header)
+    if [c.strip().lower() for c in header[:2]] != ["id", "label"] or width < 3:
+        raise DataError(f"{path}: a file of vectors needs a header id,label,<one or more value columns>")
+    seqs, labels, ids, steps = [], [], [], []
+    seen = set()
+    for n, row in enumerate(rows, 2):
+        if not row:
+            continue
+        if len(row) != width:
+            raise DataError(f"{path}, row {n}: {len(row)} fields, but the header has {width}")
+        try:
+            values = [float(v) for v in row[2:]]
+        except ValueError:
+            bad = next(i for i, v in enumerate(row[2:]) if not _is_float(v))
+            raise DataError(f"{path}, row {n}: {row[2 + bad]!r} in column {header[2 + bad]!r} is not a number") from None
+        if not all(np.isfinite(values)):
+            raise DataError(f"{path}, row {n}: NaN or infinite value")
+        if not ids or row[0] != ids[-1]:
+            if row[0] in seen:
+                raise DataError(f"{path}, row {n}: example {row[0]!r} continues after other examples; keep its "
+                                "rows together")
+            if steps:
+                seqs.append(np.array(steps, dtype=np.float32))
+            ids.append(row[0])
+            seen.add(row[0])
+            labels.append(row[1].strip())
+            steps = []
+        elif row[1].strip() != labels[-1]:
+            raise DataError(f"{path}, row {n}: example {row[0]!r} changes its label")
+        steps.append(values)
+    if steps:
+        seqs.append(np.array(steps, dtype=np.float32))
+    return seqs, labels
+
+
+def _is_float(value: str) -> bool:
+    try:
+        float(value)
+        return True
+    except ValueError:
+        return False
 
 
 def _rows(path: Path, text: str, kind: str):

@@ -111,9 +111,11 @@ class Vocab:
         return {"kind": "byte"} if self.kind == "byte" else {"kind": "char", "chars": self.chars}
 
     @classmethod
-    def from_json(cls, obj) -> "Vocab":
+    def from_json(cls, obj) -> "Vocab | WordVocab":
+        if isinstance(obj, dict) and obj.get("kind") == "word":
+            return WordVocab.from_json(obj)
         if not isinstance(obj, dict) or obj.get("kind") not in ("char", "byte"):
-            raise DataError("vocabulary JSON must have kind 'char' or 'byte'")
+            raise DataError("vocabulary JSON must have kind 'char', 'byte' or 'word'")
         if obj["kind"] == "byte":
             return cls.bytes()
         chars = obj.get("chars")
@@ -122,6 +124,71 @@ class Vocab:
         vocab = cls("char", chars)
         if vocab.chars != chars:
             raise DataError("character vocabulary JSON must list distinct characters in code-point order")
+        return vocab
+
+
+class WordVocab:
+    """Whitespace-separated tokens (words, phonemes) <-> ids 0..V-1. Id 0 is UNKNOWN, which stands for
+    every token the training text lacked (or had fewer than `min_count` times): a word vocabulary is
+    never closed, so unknown words are read as this token instead of being an error. The others are
+    sorted, so the same text always gives the same ids. Saved as JSON like a character vocabulary."""
+
+    kind = "word"
+    UNKNOWN = "<unk>"
+
+    def __init__(self, tokens: list[str]):
+        tokens = sorted(set(tokens) - {self.UNKNOWN})
+        if any(not t or any(c.isspace() for c in t) for t in tokens):
+            raise DataError("a word vocabulary's tokens must be non-empty and hold no whitespace")
+        self.tokens = [self.UNKNOWN] + tokens
+        self.chars = None  # not a character vocabulary
+        self._index = {t: i for i, t in enumerate(self.tokens)}
+
+    @classmethod
+    def from_texts(cls, texts, min_count: int = 1) -> "WordVocab":
+        """The tokens of `texts` seen at least `min_count` times."""
+        from collections import Counter
+        counts = Counter(t for text in texts for t in text.split())
+        return cls([t for t, n in counts.items() if n >= min_count])
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, WordVocab) and self.tokens == other.tokens
+
+    @property
+    def dtype(self):
+        return np.uint16 if len(self) <= 1 << 16 else np.uint32
+
+    def unknown_chars(self, text: str) -> list[str]:
+        """The tokens of `text` this vocabulary lacks (read as UNKNOWN)."""
+        return sorted({t for t in text.split() if t not in self._index})
+
+    def encode(self, text: str, unknown: str = "unk") -> np.ndarray:
+        """Text -> ids of its whitespace-separated tokens; `unknown`: "error" names the tokens the
+        vocabulary lacks, anything else ("unk", "skip") reads them as UNKNOWN (id 0)."""
+        if unknown == "error":
+            missing = self.unknown_chars(text)
+            if missing:
+                raise DataError(f"{len(missing)} token(s) not in the vocabulary: "
+                                f"{', '.join(map(repr, missing[:20]))}")
+        return np.array([self._index.get(t, 0) for t in text.split()], dtype=self.dtype)
+
+    def decode(self, ids) -> str:
+        return " ".join(self.tokens[int(i)] for i in np.asarray(ids, dtype=np.int64).ravel())
+
+    def to_json(self) -> dict:
+        return {"kind": "word", "tokens": self.tokens[1:]}
+
+    @classmethod
+    def from_json(cls, obj) -> "WordVocab":
+        tokens = obj.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise DataError("word vocabulary JSON must list its tokens")
+        vocab = cls(tokens)
+        if vocab.tokens[1:] != tokens:
+            raise DataError("word vocabulary JSON must list distinct tokens in sorted order")
         return vocab
 
 

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from .. import checkpoint as ckpt
 from ..errors import CheckpointError, UsageError
-from . import classify, generate, lm, series
+from . import classify, generate, lm, seq2seq, series
 
-TASKS = {"lm": lm, "classify": classify, "generate": generate, "series": series}
+TASKS = {"lm": lm, "classify": classify, "generate": generate, "series": series, "seq2seq": seq2seq}
 
 
 def module_for(name: str):
@@ -44,30 +44,32 @@ def load(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
     return module_for(ckpt.task_of(run_dir)).load(run_dir, checkpoint, device)
 
 
-EXAMPLES = (".tsv", ".jsonl")  # labelled examples: classify or generate
+EXAMPLES = (".tsv", ".jsonl")  # labelled examples or pairs: classify, generate or seq2seq
+CHOICES = {"classify": "--task classify (text -> class)", "generate": "--task generate (class -> text)",
+           "seq2seq": "--task seq2seq (text -> text)", "series": "--task series (the next values)"}
 
 
 def infer(paths: list, options) -> str:
     """The task that DATA (and the options given) imply when --task is not given.
 
-    .npz files hold sequences of vectors (classify); .tsv and .jsonl files labelled examples (classify
-    or generate); a .csv file labelled examples (with a "text,label" header), a series (a "time"
-    column, or rows of numbers) or either; anything else is text for the language model. An option that only one of
+    .npz files hold sequences of vectors (classify), as does a .csv file with an "id,label,..." header;
+    .tsv and .jsonl files labelled examples or pairs (classify, generate or seq2seq); a .csv file labelled examples (with
+    a "text,label" header), a series (a "time" column, or rows of numbers) or either; anything else is text for the language model. An option that only one of
     the candidate tasks has (--bidirectional, --condition, --time-column ...) settles it; if two tasks
     remain, the user is asked to choose.
     """
     kinds = {_data_kind(Path(p)) for p in paths} if paths else {"text"}
     if len(kinds) > 1:
         return "lm"  # a mix: the chosen task's reader names what does not fit
-    candidates = {"vectors": ["classify"], "examples": ["classify", "generate"], "series": ["series"],
-                  "csv": ["classify", "generate", "series"], "text": ["lm"]}[kinds.pop()]
+    kind = kinds.pop()
+    candidates = {"vectors": ["classify"], "examples": ["classify", "generate", "seq2seq"], "series": ["series"],
+                  "csv": ["classify", "generate", "series"], "text": ["lm"]}[kind]
     for name in options:
         owners = [t for t in candidates if any(name in {f.name for f in fields(cls)} for cls in TASKS[t].CONFIGS)]
         candidates = owners or candidates
     if len(candidates) > 1:
-        what = "holds labelled examples" if "series" not in candidates else "may hold examples or a series"
-        choices = ["--task classify (learn text -> class)", "--task generate (learn class -> text)",
-                   "--task series (learn the next values)"][:len(candidates)]
+        what = {"examples": "holds pairs of texts", "csv": "may hold labelled texts or a series"}[kind]
+        choices = [CHOICES[t] for t in candidates]
         raise UsageError(f"{paths[0]} {what}: give {', '.join(choices[:-1])} or {choices[-1]}")
     return candidates[0]
 
@@ -86,6 +88,8 @@ def _data_kind(path: Path) -> str:
     except (OSError, UnicodeDecodeError, csv.Error):
         return "text"  # the task's own reader reports what is wrong
     header = [h.strip().lower() for h in rows[0]] if rows else []
+    if header[:2] == ["id", "label"]:
+        return "vectors"  # sequences of vectors, one row per step (rnnkit.data.examples)
     if header == ["text", "label"]:
         return "examples"
     if "time" in header or (len(rows) > 1 and all(_is_number(v) for v in rows[1])):

@@ -3,8 +3,8 @@ name -> origin, sentence -> label).
 
 The data are labelled examples (rnnkit.data.examples: TSV/CSV/JSONL or a folder of one file per
 class), split at random with a stored seed or given as separate validation and test files; the
-vocabulary is the characters of the training examples and the classes their sorted labels, both kept
-in config.json. The model is rnnkit.models.classifier.SequenceClassifier. The loss is the
+vocabulary is the characters (or, with --tokens word, the words) of the training examples and the
+classes their sorted labels, both kept in config.json. The model is rnnkit.models.classifier.SequenceClassifier. The loss is the
 cross-entropy per example (optionally weighted by inverse class frequency); `rnnkit eval` reports
 accuracy, macro-F1, per-class precision and recall, the confusion matrix and the expected
 calibration error.
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .. import checkpoint as ckpt
 from ..config import TASK_CONFIGS, ClassifierConfig, ExamplesConfig, TrainConfig, build
 from ..data.examples import ExampleBatches, Examples, encode, read_examples, split_examples
-from ..data.vocab import Vocab
+from ..data.vocab import Vocab, WordVocab
 from ..errors import CheckpointError, DataError
 from ..models.classifier import SequenceClassifier
 
@@ -38,7 +38,7 @@ class RunConfig:
     model: ClassifierConfig
     data: ExamplesConfig
     train: TrainConfig
-    vocab: Vocab | None  # None for sequences of vectors
+    vocab: Vocab | WordVocab | None  # None for sequences of vectors
     classes: list
 
 
@@ -119,7 +119,7 @@ class Task:
         c = self.model_cfg
         return (f"classify: {c.cell} {c.num_layers}x{c.hidden_size}{' bidirectional' if c.bidirectional else ''}, "
                 f"{c.pooling} pooling, {sum(p.numel() for p in self.model.parameters()):,} parameters, "
-                f"{len(self.classes)} classes, " + (f"vocabulary {len(self.vocab)}" if self.vocab else
+                f"{len(self.classes)} classes, " + (f"vocabulary {len(self.vocab)} {self.vocab.kind}s" if self.vocab else
                                                     f"{c.num_features} values a step")
                 + f", {len(self.train_seqs):,} training examples")
 
@@ -139,7 +139,8 @@ def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, r
             raise DataError(f"classification needs at least 2 classes in the training examples; found "
                             f"{len(classes)} ({', '.join(classes)})")
         if isinstance(train.texts[0], str):
-            vocab = Vocab("char", sorted(set("".join(train.texts))))
+            vocab = (WordVocab.from_texts(train.texts, data_cfg.min_count) if data_cfg.tokens == "word"
+                     else Vocab("char", sorted(set("".join(train.texts)))))
             sizes = {"vocab_size": len(vocab)}
         else:  # sequences of vectors (an .npz file)
             vocab, sizes = None, {"num_features": int(train.texts[0].shape[1])}
@@ -157,7 +158,7 @@ def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unk
         splits(run.data)[2]
     if not len(examples):
         raise DataError("this run has no test examples (see --split or --test); pass a FILE to evaluate on")
-    if unknown == "error" and run.vocab is not None:
+    if unknown == "error" and run.vocab is not None and run.vocab.kind == "char":  # unknown words are read as one
         missing = sorted(set("".join(examples.texts)) - set(run.vocab.chars))
         if missing:
             run.vocab.encode("".join(missing))  # raises the usual one-line error naming them

@@ -23,7 +23,7 @@ from .. import checkpoint as ckpt
 from ..config import TASK_CONFIGS, ExamplesConfig, GeneratorConfig, TrainConfig, build
 from ..data.examples import ExampleBatches, Examples
 from ..data.vocab import Vocab
-from ..errors import CheckpointError, DataError, UsageError
+from ..errors import CheckpointError, ConfigError, DataError, UsageError
 from ..models.generator import BOUNDARY, CharGenerator, example_nats
 from .classify import splits
 
@@ -125,11 +125,7 @@ class Task:
         return float(model.nats(self.val_seqs, self.val_labels).sum() / sum(len(s) - 1 for s in self.val_seqs))
 
     def preview(self, model, step: int) -> str:
-        seed = self.train_cfg.seed + step
-        if not model.conditional:
-            return f"--- samples at step {step} ---\n" + " ".join(model.samples(8, seed=seed, length=60))
-        lines = [f"{c}: " + " ".join(model.samples(4, label=c, seed=seed, length=60)) for c in self.classes[:6]]
-        return f"--- samples at step {step} ---\n" + "\n".join(lines)
+        return f"--- samples at step {step} ---\n" + show_samples(model, self.train_cfg.seed + step)
 
     def write_config(self, run_dir: Path, train_cfg: TrainConfig) -> None:
         ckpt.write_config(run_dir, NAME, {"model": self.model_cfg, "data": self.data_cfg, "train": train_cfg},
@@ -142,14 +138,25 @@ class Task:
                 f"parameters, {how}, vocabulary {len(self.vocab)}, {len(self.train_seqs):,} training examples")
 
 
+def show_samples(model: CharGenerator, seed: int, temperature: float = 1.0) -> str:
+    """A few samples to look at: a line of 8, or for a conditional model a line of 4 per class (the
+    first 6 classes)."""
+    if not model.conditional:
+        return " ".join(model.samples(8, seed=seed, length=60, temperature=temperature))
+    return "\n".join(f"{c}: " + " ".join(model.samples(4, label=c, seed=seed, length=60, temperature=temperature))
+                     for c in model.classes[:6])
+
+
 def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, resumed: RunConfig | None = None,
           init_from=None, extend_vocab: bool = False) -> Task:
     data_cfg = resumed.data if resumed is not None else build(ExamplesConfig, data_o)
-    if data_cfg.format == "npz":
-        raise DataError("a generator writes text; sequences of vectors (.npz) are for classify")
     train, val, _ = splits(data_cfg)
     if not len(train):
         raise DataError("no training examples (see --split)")
+    if not isinstance(train.texts[0], str):
+        raise DataError("a generator writes text; sequences of vectors are for --task classify")
+    if data_cfg.tokens != "char":
+        raise ConfigError("a generator writes characters; --tokens word is for --task classify")
     if resumed is not None:
         vocab, classes, model_cfg = resumed.vocab, resumed.classes, resumed.model
     else:

@@ -89,7 +89,7 @@ class Task:
     def validate(self, model) -> float:
         """One-step MSE (normalised units) over the validation span, reading the series from its start."""
         a, b = self.bounds
-        return float(((one_step(model, self.norm[:b]) - self.norm[:b])[a:] ** 2).mean())
+        return float(((model.one_step(self.norm[:b]) - self.norm[:b])[a:] ** 2).mean())
 
     def preview(self, model, step: int) -> None:
         return None
@@ -127,33 +127,6 @@ def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, r
     return Task(model_cfg, data_cfg, train_cfg, series.values, series.columns, mean, std, model)
 
 
-@torch.no_grad()
-def one_step(model: SeriesRNN, norm: np.ndarray) -> np.ndarray:
-    """Teacher-forced one-step predictions (N, F) for a normalised series (N, F): row t is the model's
-    prediction of step t from steps 0..t-1 (row 0, with nothing before it, is NaN)."""
-    was_training = model.training
-    model.eval()
-    try:
-        pred, _ = model(torch.from_numpy(np.asarray(norm, dtype=np.float32))[None].to(model.head.weight.device))
-    finally:
-        model.train(was_training)
-    out = np.full(norm.shape, np.nan)
-    out[1:] = pred[0, :-1].float().cpu().numpy()
-    return out
-
-
-@torch.no_grad()
-def ahead(model: SeriesRNN, norm: np.ndarray, start: int, horizon: int) -> np.ndarray:
-    """Predictions of steps start..N-1, each made `horizon` steps ahead: the model reads the true
-    series up to step t - horizon, then feeds its own predictions back. (N - start, F)."""
-    if horizon == 1:
-        return one_step(model, norm)[start:]
-    model.eval()
-    x = torch.from_numpy(np.asarray(norm, dtype=np.float32)).to(model.head.weight.device)
-    return np.stack([model.forecast_normalised(x[None, :t - horizon + 1], horizon)[0, -1].cpu().numpy()
-                     for t in range(start, len(norm))])
-
-
 def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error",
                  horizon: int = 1) -> dict:
     """`rnnkit eval` on a forecaster: MSE and MAE in the data's units over the test span (or over
@@ -168,16 +141,8 @@ def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unk
     start = max(start, horizon)
     if start >= len(values):
         raise DataError("no steps to score: this run has no test span (see --split); pass a FILE")
-    pred = ahead(model, (values - run.mean) / run.std, start, horizon) * run.std + run.mean  # (n, F)
-    truth, last = values[start:], values[start - horizon:len(values) - horizon]
-    scores = {}  # averaged over the columns (each in its own units), and per column
-    for name, guess in (("", pred), ("persistence_", last)):
-        for metric, err in (("mse", (guess - truth) ** 2), ("mae", np.abs(guess - truth))):
-            scores[f"{name}{metric}"] = float(err.mean())
-            scores[f"{name}{metric}_by_column"] = err.mean(axis=0).tolist()
-    return {"split": str(file) if file else "test", "horizon": horizon, "steps": int(len(truth)),
-            "columns": run.columns, **scores, "times": series.times[start:], "truth": truth.tolist(),
-            "predictions": pred.tolist()}
+    return {"split": str(file) if file else "test", **model.evaluate(values, horizon, start),
+            "times": series.times[start:]}
 
 
 def plot_forecast(result: dict, path) -> None:

@@ -1,0 +1,283 @@
+"""Sequence to sequence as a task: a source text -> a target text (word -> pronunciation, English ->
+French), with an encoder-decoder and attention (rnnkit.models.seq2seq).
+
+The data are source<TAB>target pairs (rnnkit.data.pairs), split by distinct source with a stored seed
+or given as validation and test files; each side has its own vocabulary, of characters or of
+whitespace-separated tokens. The loss is the cross-entropy per target token (the end included, padding
+never), with optional label smoothing and scheduled sampling. `rnnkit eval` decodes the test sources
+(greedy, or beam search) and reports exact match, the token error rate (jiwer; the phoneme error rate
+for pronunciations), BLEU and chrF (sacrebleu), and the teacher-forced loss; a source with several
+targets counts as right if the output matches any.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import checkpoint as ckpt
+from ..config import TASK_CONFIGS, PairsConfig, Seq2SeqConfig, TrainConfig, build
+from ..data.pairs import PAD, PairBatches, Pairs, SideVocab, detect_tokens, pad_ids, read_pairs, split_pairs
+from ..errors import CheckpointError, DataError
+from ..models.seq2seq import Seq2Seq
+
+LANGUAGE_MODEL = False
+NAME = "seq2seq"
+CONFIGS = TASK_CONFIGS[NAME]  # (Seq2SeqConfig, PairsConfig)
+EVAL_BATCH = 128
+
+
+@dataclass
+class RunConfig:
+    model: Seq2SeqConfig
+    data: PairsConfig
+    train: TrainConfig
+    source_vocab: SideVocab
+    target_vocab: SideVocab
+
+
+def read_run(run_dir: str | Path) -> RunConfig:
+    run = ckpt.parse_config(run_dir, lambda raw: RunConfig(
+        build(Seq2SeqConfig, raw["model"]), build(PairsConfig, raw["data"]), build(TrainConfig, raw["train"]),
+        SideVocab.from_json(raw["source_vocab"]), SideVocab.from_json(raw["target_vocab"])))
+    if (run.model.source_vocab_size, run.model.target_vocab_size) != (len(run.source_vocab), len(run.target_vocab)):
+        raise CheckpointError(f"{Path(run_dir) / ckpt.CONFIG} is inconsistent: the model's sizes do not match its "
+                              "vocabularies")
+    return run
+
+
+def load(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu") -> Seq2Seq:
+    run = read_run(run_dir)
+    model = Seq2Seq(run.model, source_vocab=run.source_vocab, target_vocab=run.target_vocab)
+    ckpt.load_weights_into(model, ckpt.weights_path(run_dir, checkpoint))
+    return model.to(device).eval()
+
+
+def splits(data: PairsConfig) -> tuple[Pairs, Pairs, Pairs]:
+    every = read_pairs(data.paths)
+    if not (data.val or data.test):
+        return split_pairs(every, data.split, data.split_seed)
+    val = read_pairs(data.val) if data.val else Pairs([], [])
+    test = read_pairs(data.test) if data.test else Pairs([], [])
+    return every, val, test
+
+
+def encode_pairs(pairs: Pairs, source_vocab: SideVocab, target_vocab: SideVocab):
+    return [source_vocab.encode(s) for s in pairs.sources], [target_vocab.encode(t) for t in pairs.targets]
+
+
+@torch.no_grad()
+def token_nats(model: Seq2Seq, sources: list[np.ndarray], targets: list[np.ndarray]) -> tuple[float, int]:
+    """Summed teacher-forced cross-entropy of the targets (EOS included) and the number of tokens."""
+    was_training = model.training
+    model.eval()
+    device = model.out.weight.device
+    order = np.argsort([len(s) for s in sources], kind="stable")
+    total, count = 0.0, 0
+    try:
+        for i in range(0, len(order), EVAL_BATCH):
+            idx = order[i:i + EVAL_BATCH]
+            src, src_len = pad_ids([sources[j] for j in idx])
+            tgt, _ = pad_ids([targets[j] for j in idx], bos=True, eos=True)
+            tgt = tgt.to(device)
+            logits, _ = model(src.to(device), src_len, tgt[:, :-1])
+            y = tgt[:, 1:]
+            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
+                                           ignore_index=PAD, reduction="sum"))
+            count += int((y != PAD).sum())
+    finally:
+        model.train(was_training)
+    return total, count
+
+
+class Task:
+    name = NAME
+    unit = "token"
+    loss_unit = "nats/token"
+    carries_state = False
+    # The decoder takes one small fused step per token; under bf16 autocast on a CPU those steps ran
+    # slower than in fp32 (the casts cost more than the arithmetic saves at these sizes).
+    cpu_bf16 = False
+
+    def __init__(self, model_cfg: Seq2SeqConfig, data_cfg: PairsConfig, train_cfg: TrainConfig,
+                 source_vocab: SideVocab, target_vocab: SideVocab, train: Pairs, val: Pairs, model: Seq2Seq):
+        self.model_cfg, self.data_cfg, self.train_cfg = model_cfg, data_cfg, train_cfg
+        self.source_vocab, self.target_vocab, self.model = source_vocab, target_vocab, model
+        self.train_src, self.train_tgt = encode_pairs(train, source_vocab, target_vocab)
+        self.val_src, self.val_tgt = encode_pairs(val, source_vocab, target_vocab)
+        self.val_pairs = val
+        self.has_val = len(val) > 0
+        self.mean_tokens = float(np.mean([len(t) + 1 for t in self.train_tgt]))
+
+    def train_batches(self, rank: int = 0, world: int = 1) -> PairBatches:
+        return PairBatches(self.train_src, self.train_tgt, self.train_cfg.batch_size, self.train_cfg.seed, rank, world)
+
+    def items_per_step(self, world: int = 1) -> int:
+        """Target tokens per step, on average."""
+        return max(1, round(self.train_cfg.batch_size * self.mean_tokens * world))
+
+    def loss(self, net, batch, state, device, amp):
+        src, src_len, tgt, _ = batch
+        tgt = tgt.to(device)
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            logits, _ = net(src.to(device), src_len, tgt[:, :-1], sampling_ratio=self.model_cfg.sampling_ratio)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tgt[:, 1:].reshape(-1), ignore_index=PAD,
+                               label_smoothing=self.model_cfg.label_smoothing), None
+
+    def validate(self, model) -> float:
+        total, count = token_nats(model, self.val_src, self.val_tgt)
+        return total / count
+
+    def preview(self, model, step: int) -> str:
+        shown = self.val_pairs.subset(range(min(3, len(self.val_pairs))))
+        outs = model.translate(shown.sources)
+        return f"--- at step {step} ---\n" + "\n".join(f"{s} -> {o[0][0]}   (reference: {t})"
+                                                      for s, t, o in zip(shown.sources, shown.targets, outs))
+
+    def write_config(self, run_dir: Path, train_cfg: TrainConfig) -> None:
+        ckpt.write_config(run_dir, NAME, {"model": self.model_cfg, "data": self.data_cfg, "train": train_cfg},
+                          {"source_vocab": self.source_vocab.to_json(), "target_vocab": self.target_vocab.to_json()})
+
+    def describe(self) -> str:
+        c = self.model_cfg
+        return (f"seq2seq: {c.cell} {c.num_layers}x{c.hidden_size}{' bidirectional' if c.bidirectional else ''} "
+                f"encoder, attention {c.attention}, {self.model.num_parameters():,} parameters, source "
+                f"{len(self.source_vocab)} {self.source_vocab.kind}s, target {len(self.target_vocab)} "
+                f"{self.target_vocab.kind}s, {len(self.train_src):,} training pairs")
+
+
+def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, resumed: RunConfig | None = None,
+          init_from=None, extend_vocab: bool = False) -> Task:
+    data_cfg = resumed.data if resumed is not None else build(PairsConfig, data_o)
+    train, val, _ = splits(data_cfg)
+    if not len(train):
+        raise DataError("no training pairs (see --split)")
+    if resumed is not None:
+        model_cfg, source_vocab, target_vocab = resumed.model, resumed.source_vocab, resumed.target_vocab
+    else:
+        target_kind = data_cfg.target_tokens if data_cfg.target_tokens != "auto" else detect_tokens(train.targets)
+        source_vocab = SideVocab.from_texts(data_cfg.source_tokens, train.sources)
+        target_vocab = SideVocab.from_texts(target_kind, train.targets)
+        model_cfg = build(Seq2SeqConfig, {**model_o, "source_vocab_size": len(source_vocab),
+                                          "target_vocab_size": len(target_vocab)})
+    torch.manual_seed(train_cfg.seed)
+    model = Seq2Seq(model_cfg, source_vocab=source_vocab, target_vocab=target_vocab).to(device)
+    return Task(model_cfg, data_cfg, train_cfg, source_vocab, target_vocab, train, val, model)
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+
+STRESS = re.compile(r"(?<=[A-Za-z])[0-2]$")  # ARPAbet stress digits: AH0, OW1 -> AH, OW
+
+
+def strip_stress(text: str) -> str:
+    """ARPAbet without stress: the 39-phoneme set the G2P literature scores on."""
+    return " ".join(STRESS.sub("", t) for t in text.split())
+
+
+def edits(reference: list[str], hypothesis: list[str]) -> int:
+    """Token edit distance (substitutions + deletions + insertions), by jiwer."""
+    import jiwer
+    if not hypothesis:
+        return len(reference)
+    out = jiwer.process_words(" ".join(reference), " ".join(hypothesis))
+    return out.substitutions + out.deletions + out.insertions
+
+
+def sequence_metrics(hypotheses: list[str], references: list[list[str]], kind: str) -> dict:
+    """Exact match (any reference), the token error rate (edits to the closest reference over its
+    length, summed over the corpus; tokens are characters or words as the target side is read), and
+    BLEU and chrF against the first reference (sacrebleu)."""
+    import sacrebleu
+    split = (lambda t: list(t.replace(" ", "_"))) if kind == "char" else str.split
+    exact, errors, length = 0, 0, 0
+    for hyp, refs in zip(hypotheses, references):
+        exact += any(hyp == r for r in refs)
+        best = min(((edits(split(r), split(hyp)), len(split(r))) for r in refs), key=lambda c: c[0] / max(c[1], 1))
+        errors, length = errors + best[0], length + best[1]
+    first = [r[0] for r in references]
+    return {"exact_match": exact / len(hypotheses), "sequence_error_rate": 1 - exact / len(hypotheses),
+            "token_error_rate": errors / max(length, 1),
+            "bleu": sacrebleu.corpus_bleu(hypotheses, [first]).score,
+            "chrf": sacrebleu.corpus_chrf(hypotheses, [first]).score}
+
+
+def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error",
+                 beam: int = 0, ignore_stress: bool = False) -> dict:
+    """`rnnkit eval` on an encoder-decoder: decode every distinct source of the test split (or of
+    `file`), greedy or with a `beam`, and score it against all its targets."""
+    run = read_run(run_dir)
+    model = load(run_dir, checkpoint)
+    pairs = read_pairs([file]) if file else splits(run.data)[2]
+    if not len(pairs):
+        raise DataError("this run has no test pairs (see --split or --test); pass a FILE to evaluate on")
+    if unknown == "error":
+        missing = sorted({t for s in pairs.sources for t in run.source_vocab.unknown(s)})
+        if missing:
+            raise DataError(f"{len(missing)} source token(s) never seen in training: "
+                            f"{', '.join(map(repr, missing[:20]))} (--unknown skip reads them as unknown)")
+    refs = pairs.references()
+    sources = list(refs)
+    outputs = [o[0][0] for o in model.translate(sources, beam=beam)]
+    references = [refs[s] for s in sources]
+    normal = strip_stress if ignore_stress else (lambda t: t)
+    result = sequence_metrics([normal(o) for o in outputs], [[normal(r) for r in rs] for rs in references],
+                              run.target_vocab.kind)
+    total, count = token_nats(model, *encode_pairs(pairs, run.source_vocab, run.target_vocab))
+    result.update(nats=total / count, tokens=count, sources=len(sources), pairs=len(pairs),
+                  split=str(file) if file else "test", beam=beam, ignore_stress=ignore_stress,
+                  examples=[{"source": s, "output": o, "references": r}
+                            for s, o, r in list(zip(sources, outputs, references))[:10]])
+    return result
+
+
+# -- attention maps -------------------------------------------------------------------------------
+
+
+def plot_attention(source_tokens: list[str], output_tokens: list[str], weights: np.ndarray, path) -> None:
+    """The attention weights as a PNG heat map: output tokens down, source tokens across."""
+    from ..plotting import pyplot, save_png
+    plt = pyplot()
+    T, S = weights.shape
+    fig, ax = plt.subplots(figsize=(1.2 + 0.38 * S, 1.0 + 0.32 * T), dpi=110)
+    ax.imshow(weights, cmap="Greys", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(S), [t if t != " " else "␣" for t in source_tokens], rotation=90 if max(map(len, source_tokens)) > 1 else 0)
+    ax.set_yticks(range(T), output_tokens)
+    ax.set(xlabel="source", ylabel="output")
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def attention_html(source_tokens: list[str], output_tokens: list[str], weights: np.ndarray, title: str) -> str:
+    """The same as a self-contained HTML table, each cell shaded by its weight (the value on hover)."""
+    import html
+    esc = html.escape
+    head = "".join(f"<th>{esc(t) if t != ' ' else '&#9251;'}</th>" for t in source_tokens)
+    rows = []
+    for o, row in zip(output_tokens, weights):
+        cells = "".join(f'<td style="background:rgba(33,102,172,{w:.3f});color:{"#fff" if w > 0.6 else "#000"}" '
+                        f'title="{esc(o)} / {esc(s)}: {w:.3f}">{w * 100:.0f}</td>' for s, w in zip(source_tokens, row))
+        rows.append(f"<tr><th class=out>{esc(o)}</th>{cells}</tr>")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
+h1 {{ font-size: 1.2em; font-family: ui-monospace, monospace; }}
+.scroll {{ overflow-x: auto; }}
+table {{ border-collapse: collapse; font-family: ui-monospace, monospace; font-size: 13px; }}
+th, td {{ padding: 2px 5px; text-align: center; min-width: 1.8em; }}
+th.out {{ text-align: right; font-weight: normal; color: #555; }}
+p.note {{ color: #555; max-width: 50em; }}
+</style></head><body>
+<h1>{esc(title)}</h1>
+<p class=note>Each row is one output token; each column a source token; a cell is the attention weight (in
+percent) the decoder gave that source token while writing that output token. Rows sum to 100.</p>
+<div class=scroll><table><tr><th></th>{head}</tr>{''.join(rows)}</table></div>
+</body></html>
+"""

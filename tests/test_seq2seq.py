@@ -1,0 +1,183 @@
+"""Sequence to sequence on the shared engine: pairs and their split, the encoder-decoder with every
+attention, decoding (greedy, sampling, beam search), metrics, exact resume and the commands."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import checkpoint as ckpt
+from rnnkit.config import Seq2SeqConfig
+from rnnkit.data.pairs import BOS, EOS, PAD, SideVocab, detect_tokens, pad_ids, read_pairs, split_pairs
+from rnnkit.errors import DataError, UsageError
+from rnnkit.models.seq2seq import Seq2Seq
+from rnnkit.tasks.seq2seq import sequence_metrics, strip_stress
+
+from conftest import run_cli
+
+TINY = dict(task="seq2seq", hidden_size=64, embed_size=24, num_layers=1, batch_size=32, eval_every=100,
+            sample_every=0, progress=False, log=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def reverse(tmp_path_factory):
+    """Strings of a-h and their reversal, spelled as space-separated symbols: 1,500 pairs. (No letter
+    twice in a row: counting a run of repeats is a different, slower lesson for attention.)"""
+    rng = random.Random(0)
+    words = set()
+    while len(words) < 1500:
+        w = "".join(rng.choice("abcdefgh") for _ in range(rng.randint(3, 7)))
+        if all(a != b for a, b in zip(w, w[1:])):
+            words.add(w)
+    path = tmp_path_factory.mktemp("pairs") / "rev.tsv"
+    path.write_text("".join(f"{w}\t{' '.join(w[::-1])}\n" for w in sorted(words)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reverse_run(tmp_path_factory, reverse):
+    return rnnkit.train(reverse, out=tmp_path_factory.mktemp("runs") / "rev", max_steps=600, bidirectional=True, **TINY)
+
+
+def _model(attention="general", cell="lstm", bidirectional=True, input_feeding=True, seed=0):
+    torch.manual_seed(seed)
+    src, tgt = SideVocab("char", list("abcdef")), SideVocab("word", "A B C D E F".split())
+    cfg = Seq2SeqConfig(cell=cell, num_layers=2, hidden_size=16, embed_size=8, bidirectional=bidirectional,
+                        attention=attention, input_feeding=input_feeding, source_vocab_size=len(src),
+                        target_vocab_size=len(tgt))
+    return Seq2Seq(cfg, source_vocab=src, target_vocab=tgt).eval()
+
+
+def test_pairs_are_read_split_by_source_and_named_when_bad(tmp_path):
+    (tmp_path / "p.tsv").write_text("read\tR EH1 D\nread\tR IY1 D\nlead\tL IY1 D\n\nbook\tB UH1 K\n")
+    pairs = read_pairs([str(tmp_path / "p.tsv")])
+    assert len(pairs) == 4 and pairs.references()["read"] == ["R EH1 D", "R IY1 D"]
+    for seed in range(10):  # both pronunciations of "read" always land on the same side
+        parts = split_pairs(pairs, (0.34, 0.33, 0.33), seed)
+        assert sum(len(p) for p in parts) == 4 and sum("read" in p.sources for p in parts) == 1
+    for content, message in (("a b\n", "line 1: expected source<TAB>target, found no tab"),
+                             ("a\tb\tc\n", "line 1: expected source<TAB>target, found 2 tabs"),
+                             ("x\ty\n\tb\n", "line 2: the source is empty"), ("a\t \n", "line 1: the target is empty")):
+        (tmp_path / "bad.tsv").write_text(content)
+        with pytest.raises(DataError, match=message):
+            read_pairs([str(tmp_path / "bad.tsv")])
+    assert detect_tokens(["HH AH0 L OW1", "K AE1 T"]) == "word" and detect_tokens(["J'ai froid.", "Bonjour"]) == "char"
+    v = SideVocab("word", ["B", "A"])
+    assert v.tokens[:4] == ["<pad>", "<s>", "</s>", "<unk>"] and v.encode("A Z B").tolist() == [4, 3, 5]
+    assert v.decode([4, 5, EOS, 4]) == "A B" and SideVocab.from_json(v.to_json()) == v
+
+
+@pytest.mark.parametrize("attention", ["none", "additive", "dot", "general"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_batch_of_many_equals_each_alone_and_attention_ignores_padding(attention, cell):
+    model = _model(attention, cell)
+    sources = [model.source_vocab.encode(s) for s in ("abc", "f", "fedcbaab", "ddd")]
+    targets = [model.target_vocab.encode(t) for t in ("A B", "C", "F E D", "B B B B")]
+    src, lengths = pad_ids(sources)
+    tgt, _ = pad_ids(targets, bos=True, eos=True)
+    logits, att = model(src, lengths, tgt[:, :-1])
+    for i in range(4):
+        s1, l1 = pad_ids([sources[i]])
+        t1, _ = pad_ids([targets[i]], bos=True, eos=True)
+        alone, att1 = model(s1, l1, t1[:, :-1])
+        T, S = t1.shape[1] - 1, len(sources[i])
+        assert torch.allclose(alone[0], logits[i, :T], atol=1e-5)
+        assert torch.allclose(att1[0], att[i, :T, :S], atol=1e-6)
+    if attention == "none":
+        assert float(att.abs().sum()) == 0
+    else:
+        assert torch.allclose(att.sum(-1), torch.ones(att.shape[:2]), atol=1e-5)  # weights sum to 1 ...
+        assert float(att[1, :, 1:].detach().abs().sum()) == 0  # ... and padding gets none: "f" is one token long
+
+
+@pytest.mark.parametrize("attention", ["none", "general", "additive"])
+def test_beam_of_one_is_greedy_and_beams_are_batched(attention):
+    model = _model(attention, bidirectional=False, input_feeding=attention != "additive")
+    texts = ["abc", "fedcba", "a", "bbbbbb", "cafe"]
+    src, lengths = pad_ids([model.source_vocab.encode(t) for t in texts])
+    greedy, _, _ = model.greedy(src, lengths, max_length=12)
+    beam = model.beam_search(src, lengths, beam=1, max_length=12)
+    assert [b[0][0] for b in beam] == greedy
+    wide = model.beam_search(src, lengths, beam=4, nbest=3, max_length=12)
+    for i, t in enumerate(texts):  # batch of many == each alone
+        s1, l1 = pad_ids([model.source_vocab.encode(t)])
+        alone = model.beam_search(s1, l1, beam=4, nbest=3, max_length=12)[0]
+        assert [ids for ids, _ in alone] == [ids for ids, _ in wide[i]]
+        assert np.allclose([s for _, s in alone], [s for _, s in wide[i]], atol=1e-4)
+        scores = [s for _, s in wide[i]]
+        assert scores == sorted(scores, reverse=True) and len(scores) == 3
+    # the best beam scores at least as well as greedy under the same length normalisation
+    lp = lambda n: ((5.0 + n) / 6.0) ** 0.6  # noqa: E731
+    _, greedy_logp, _ = model.greedy(src, lengths, max_length=12)
+    for b, g_ids, g in zip(wide, greedy, greedy_logp):
+        if len(g_ids) < 12:
+            assert b[0][1] >= g / lp(len(g_ids) + 1) - 1e-4
+
+
+def test_a_tiny_model_learns_to_reverse(reverse_run):
+    result = rnnkit.evaluate(reverse_run.dir)
+    assert result["exact_match"] == 1.0 and result["token_error_rate"] == 0.0 and result["bleu"] > 99
+    assert rnnkit.evaluate(reverse_run.dir, beam=4)["exact_match"] == 1.0
+    model = rnnkit.load(reverse_run.dir)
+    assert model.translate("hgfab") == [[("b a f g h", pytest.approx(0, abs=0.1))]]
+    out = model.translate(["abc", "dceh"], beam=3, nbest=2)
+    assert [o[0][0] for o in out] == ["c b a", "h e c d"] and all(len(o) == 2 for o in out)
+
+
+def test_metrics_by_hand():
+    m = sequence_metrics(["A B C", "A X", ""], [["A B C"], ["A B", "A X Y"], ["Q"]], "word")
+    # exact: 1 of 3; edits: 0 + min(1 sub of 2, 1 del of 3) -> 1 of 3 (closest: 1/3 < 1/2) + 1 of 1
+    assert m["exact_match"] == pytest.approx(1 / 3) and m["token_error_rate"] == pytest.approx(2 / 7)
+    assert strip_stress("HH AH0 L OW1 R") == "HH AH L OW R"
+
+
+def test_training_options_change_training(tmp_path, reverse):
+    smooth = rnnkit.train(reverse, out=tmp_path / "a", max_steps=5, label_smoothing=0.1, sampling_ratio=0.5,
+                          attention="additive", bidirectional=True, **TINY)
+    cfg = json.loads((smooth.dir / "config.json").read_text())["model"]
+    assert cfg["label_smoothing"] == 0.1 and cfg["attention"] == "additive" and cfg["bidirectional"]
+    tied = rnnkit.train(reverse, out=tmp_path / "t", max_steps=2, tie_embeddings=True,
+                        **{**TINY, "embed_size": 64})
+    model = rnnkit.load(tied.dir)
+    assert model.out.weight.data_ptr() == model.tgt_embed.weight.data_ptr()
+
+
+def test_a_seq2seq_run_resumes_exactly(tmp_path, reverse):
+    opts = dict(TINY, dropout=0.2, checkpoint_every=1000, lr_schedule="constant", eval_every=20,
+                sampling_ratio=0.3)
+    rnnkit.train(reverse, out=tmp_path / "a", max_steps=60, **opts)  # more than one epoch: 1,350 / 32 = 42
+    rnnkit.train(reverse, out=tmp_path / "b", max_steps=40, **opts)
+    rnnkit.train(resume=tmp_path / "b", max_steps=60, progress=False, log=lambda m: None)
+    losses = [[json.loads(x).get("loss") for x in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
+              for r in "ab"]
+    assert losses[0] == losses[1]
+    wa, _ = ckpt.load_tensors(tmp_path / "a" / ckpt.TRAINER)
+    wb, _ = ckpt.load_tensors(tmp_path / "b" / ckpt.TRAINER)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_translate_command(tmp_path, reverse_run):
+    run = reverse_run.dir
+    p = run_cli("translate", run, "abcd", "--beam", "3", "--nbest", "2", "--attention", tmp_path / "map.png")
+    fields = p.stdout.strip().split("\t")
+    assert p.returncode == 0 and fields[:2] == ["abcd", "d c b a"] and len(fields) == 5, p.stderr
+    assert (tmp_path / "map.png").read_bytes()[:4] == b"\x89PNG"
+    page = (tmp_path / "map.html").read_text()
+    assert page.count("<tr>") == 1 + 5 and "http" not in page  # a header row and one per output token (with </s>)
+    (tmp_path / "in.txt").write_text("abc\n\nhbg\n")
+    p = run_cli("translate", run, "--input", tmp_path / "in.txt", "--output", tmp_path / "out.tsv")
+    assert p.returncode == 0 and (tmp_path / "out.tsv").read_text().splitlines()[1].startswith("hbg\tg b h")
+    p = run_cli("eval", run, "--beam", "2")
+    assert p.returncode == 0 and "exact match 1.0000" in p.stdout, p.stderr
+    bad = run_cli("translate", run, "xyz")
+    assert bad.returncode == 1 and "3 source token(s) never seen in training: 'x', 'y', 'z'" in bad.stderr
+    assert run_cli("translate", run, "xyz", "--unknown", "skip").returncode == 0
+    lm = rnnkit.train(tmp_path / "in.txt", out=tmp_path / "lm", max_steps=1, task="lm", batch_size=1, seq_len=2,
+                      hidden_size=8, embed_size=4, num_layers=1, progress=False, log=lambda m: None, sample_every=0)
+    p = run_cli("translate", lm.dir, "abc")
+    assert p.returncode == 2 and "trained for the lm task; translate needs a seq2seq run" in p.stderr
+    with pytest.raises(UsageError, match="--beam and --ignore-stress are for seq2seq runs"):
+        rnnkit.evaluate(lm.dir, beam=3)
