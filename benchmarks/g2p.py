@@ -21,15 +21,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe, emit  # noqa: E402
+from machine import describe, emit, train_options  # noqa: E402
 
 import rnnkit  # noqa: E402
-from rnnkit.cli import build_parser  # noqa: E402
-from rnnkit.config import PairsConfig, Seq2SeqConfig, TrainConfig, overrides_from_args  # noqa: E402
+from rnnkit.config import PairsConfig  # noqa: E402
 from rnnkit.tasks.seq2seq import splits  # noqa: E402
 
 DEFAULTS = dict(cell="lstm", num_layers=2, hidden_size=256, embed_size=64, bidirectional=True, attention="general",
-                dropout=0.2, batch_size=64, eval_every=1000, checkpoint_every=2000, sample_every=0)
+                dropout=0.2, batch_size=128, eval_every=1000, checkpoint_every=2000, sample_every=0)
 
 
 def score(run_dir: Path) -> dict:
@@ -58,10 +57,7 @@ def main():
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
     ap.add_argument("train_args", nargs="*", help="extra `rnnkit train` options, after --")
     args = ap.parse_args()
-    extra = build_parser().parse_args(["train", "--task", "seq2seq", *args.train_args])
-    options = dict(DEFAULTS)
-    for cls in (Seq2SeqConfig, PairsConfig, TrainConfig):
-        options.update(overrides_from_args(extra, cls))
+    options = train_options("seq2seq", DEFAULTS, args.train_args)
     print(describe(), flush=True)
     train, val, test = splits(PairsConfig(paths=[str(args.data)]))
     report = {"machine": describe(), "options": {k: str(v) for k, v in options.items()},

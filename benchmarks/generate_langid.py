@@ -25,11 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from langid_baseline import read_split, tune  # noqa: E402
-from machine import describe, emit  # noqa: E402
+from machine import describe, emit, train_options  # noqa: E402
 
 import rnnkit  # noqa: E402
-from rnnkit.cli import build_parser  # noqa: E402
-from rnnkit.config import ExamplesConfig, GeneratorConfig, TrainConfig, overrides_from_args  # noqa: E402
 from rnnkit.inspect.ngram import joint_vocab, loss_by_order  # noqa: E402
 
 DEFAULTS = dict(cell="lstm", num_layers=2, hidden_size=256, embed_size=64, dropout=0.2, batch_size=64,
@@ -58,10 +56,7 @@ def main():
         from sklearn.linear_model import LogisticRegression
     except ImportError:
         sys.exit('generate_langid.py: needs scikit-learn; install it with: pip install -e ".[bench]"')
-    extra = build_parser().parse_args(["train", "--task", "generate", *args.train_args])
-    options = dict(DEFAULTS)
-    for cls in (GeneratorConfig, ExamplesConfig, TrainConfig):
-        options.update(overrides_from_args(extra, cls))
+    options = train_options("generate", DEFAULTS, args.train_args)
     print(describe(), flush=True)
     d = args.data_dir
     raw = {split: read_split(d / f"{split}.tsv") for split in ("train", "val", "test")}

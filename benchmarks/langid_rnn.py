@@ -19,11 +19,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe, emit  # noqa: E402
+from machine import describe, emit, train_options  # noqa: E402
 
 import rnnkit  # noqa: E402
-from rnnkit.cli import build_parser  # noqa: E402
-from rnnkit.config import ClassifierConfig, ExamplesConfig, TrainConfig, overrides_from_args  # noqa: E402
 
 # The classifier's settings for this benchmark (any of them can be overridden after --).
 # Chosen by two 90-second probes on this split's validation set: a bidirectional 2x256 LSTM at batch 64
@@ -39,10 +37,7 @@ def main():
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
     ap.add_argument("train_args", nargs="*", help="extra `rnnkit train` options, after --")
     args = ap.parse_args()
-    extra = build_parser().parse_args(["train", "--task", "classify", *args.train_args])
-    options = dict(DEFAULTS)
-    for cls in (ClassifierConfig, ExamplesConfig, TrainConfig):
-        options.update(overrides_from_args(extra, cls))
+    options = train_options("classify", DEFAULTS, args.train_args)
     print(describe(), flush=True)
     d = args.data_dir
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,3 +27,15 @@ def emit(report: dict, path: Path | None = None) -> None:
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+def train_options(task: str, defaults: dict, train_args: list[str]) -> dict:
+    """A benchmark's `rnnkit.train` options: its defaults, overridden by `rnnkit train` flags given
+    after `--` on its command line (checked and typed by rnnkit's own parser)."""
+    from rnnkit.cli import build_parser
+    from rnnkit.config import TASK_CONFIGS, TrainConfig, overrides_from_args
+    extra = build_parser().parse_args(["train", "--task", task, *train_args])
+    options = dict(defaults)
+    for cls in (*TASK_CONFIGS[task], TrainConfig):
+        options.update(overrides_from_args(extra, cls))
+    return options

@@ -23,11 +23,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe, emit  # noqa: E402
+from machine import describe, emit, train_options  # noqa: E402
 
 import rnnkit  # noqa: E402
-from rnnkit.cli import build_parser  # noqa: E402
-from rnnkit.config import ExamplesConfig, GeneratorConfig, TrainConfig, overrides_from_args  # noqa: E402
 from rnnkit.inspect.ngram import joint_vocab, loss_by_order  # noqa: E402
 
 NAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
@@ -60,10 +58,7 @@ def main():
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
     ap.add_argument("train_args", nargs="*", help="extra `rnnkit train` options, after --")
     args = ap.parse_args()
-    extra = build_parser().parse_args(["train", "--task", "generate", *args.train_args])
-    options = dict(DEFAULTS)
-    for cls in (GeneratorConfig, ExamplesConfig, TrainConfig):
-        options.update(overrides_from_args(extra, cls))
+    options = train_options("generate", DEFAULTS, args.train_args)
     print(describe(), flush=True)
     words = [w.strip() for w in args.names.read_text("utf-8").splitlines()]
     words = [w for w in words if w]

@@ -18,11 +18,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe, emit  # noqa: E402
+from machine import describe, emit, train_options  # noqa: E402
 
 import rnnkit  # noqa: E402
-from rnnkit.cli import build_parser  # noqa: E402
-from rnnkit.config import ForecasterConfig, SeriesConfig, TrainConfig, overrides_from_args  # noqa: E402
 
 # A small model for 216 training years; any of these can be overridden after --.
 DEFAULTS = dict(cell="lstm", num_layers=2, hidden_size=64, embed_size=16, dropout=0.1, batch_size=16, seq_len=40,
@@ -39,10 +37,7 @@ def main():
     ap.add_argument("train_args", nargs="*", help="extra `rnnkit train` options, after --")
     args = ap.parse_args()
     horizons = [int(h) for h in args.horizons.split(",")]
-    extra = build_parser().parse_args(["train", "--task", "series", *args.train_args])
-    options = dict(DEFAULTS)
-    for cls in (ForecasterConfig, SeriesConfig, TrainConfig):
-        options.update(overrides_from_args(extra, cls))
+    options = train_options("series", DEFAULTS, args.train_args)
     print(describe(), flush=True)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:

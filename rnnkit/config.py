@@ -147,9 +147,7 @@ class ExamplesConfig:
     min_count: int = _opt(2, "classify --tokens word: keep words seen at least this many times in training")
 
     def __post_init__(self):
-        self.paths = [str(p) for p in self.paths]
-        self.val = [self.val] if isinstance(self.val, str) else [str(p) for p in self.val]
-        self.test = [self.test] if isinstance(self.test, str) else [str(p) for p in self.test]
+        self.paths, self.val, self.test = _paths(self.paths), _paths(self.val), _paths(self.test)
         self.split = parse_split(self.split)
         _check_choices(self)
         _check_positive("min_count", self.min_count)
@@ -226,9 +224,7 @@ class PairsConfig:
                               "symbols from a small set, such as ARPAbet phonemes)", ("auto", "char", "word"))
 
     def __post_init__(self):
-        self.paths = [str(p) for p in self.paths]
-        self.val = [self.val] if isinstance(self.val, str) else [str(p) for p in self.val]
-        self.test = [self.test] if isinstance(self.test, str) else [str(p) for p in self.test]
+        self.paths, self.val, self.test = _paths(self.paths), _paths(self.val), _paths(self.test)
         self.split = parse_split(self.split)
         _check_choices(self)
 
@@ -354,6 +350,11 @@ def parse_split(value: Any) -> tuple:
     if parts[0] <= 0:
         raise ConfigError("--split must give the training part a fraction > 0")
     return tuple(parts)
+
+
+def _paths(value) -> list[str]:
+    """A path or a list of paths -> a list of strings."""
+    return [str(value)] if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__") else [str(p) for p in value]
 
 
 def _flag(name: str) -> str:

@@ -48,6 +48,7 @@ def sandbox(tmp_path_factory, small_corpus, shakespeare_text):
     (box / "nolabel.tsv").write_text("just some text\n")
     (box / "gaps.csv").write_text("time,v\n1,2.5\n2,\n3,4\n")
     (box / "empty.tsv").write_bytes(b"")
+    (box / "halfpair.tsv").write_text("cat\tK AE1 T\ndog\t \n")
     (box / "words.tsv").write_text("".join(f"{w}\tfwd\n{w[::-1]}\trev\n" for w in shakespeare_text[:4000].split()
                                            if len(w) > 2))
     (box / "notext").mkdir()

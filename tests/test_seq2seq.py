@@ -11,7 +11,7 @@ import torch
 import rnnkit
 from rnnkit import checkpoint as ckpt
 from rnnkit.config import Seq2SeqConfig
-from rnnkit.data.pairs import BOS, EOS, PAD, SideVocab, detect_tokens, pad_ids, read_pairs, split_pairs
+from rnnkit.data.pairs import EOS, SideVocab, detect_tokens, pad_ids, read_pairs, split_pairs
 from rnnkit.errors import DataError, UsageError
 from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.tasks.seq2seq import sequence_metrics, strip_stress

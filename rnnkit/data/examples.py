@@ -244,40 +244,53 @@ def pad(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
-class ExampleBatches:
-    """One epoch of batches of B examples (this process's share of B x world), bucketed by length.
+class BucketedBatches:
+    """One epoch of batches of B items (this process's share of B x world), bucketed by length: the
+    items are shuffled, sorted by length within pools of POOL batches, cut into batches, and the
+    batches shuffled. An epoch's order depends only on the seed and the epoch. `indices(i, epoch)`
+    are the items of this process's part of batch i; subclasses turn them into tensors (`get`)."""
 
-    `get(i, epoch)` is batch i of that epoch: (tokens (B, T), lengths (B,), labels (B,)).
-    """
+    what = "items"
 
-    def __init__(self, seqs: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int, rank: int = 0,
-                 world: int = 1):
-        if len(seqs) < batch_size * world:
-            raise DataError(f"{len(seqs)} training examples are fewer than one batch of {batch_size * world}; "
+    def __init__(self, lengths, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        if len(lengths) < batch_size * world:
+            raise DataError(f"{len(lengths)} training {self.what} are fewer than one batch of {batch_size * world}; "
                             "lower --batch-size")
-        self.seqs, self.labels, self.B, self.seed, self.rank, self.world = seqs, labels, batch_size, seed, rank, world
-        self.lengths = np.array([len(s) for s in seqs])
+        self.lengths, self.B, self.seed, self.rank, self.world = np.asarray(lengths), batch_size, seed, rank, world
         self._epoch, self._batches = None, None
 
     def __len__(self) -> int:
-        return len(self.seqs) // (self.B * self.world)  # the remainder waits for another epoch's shuffle
+        return len(self.lengths) // (self.B * self.world)  # the remainder waits for another epoch's shuffle
 
     def _plan(self, epoch: int) -> list[np.ndarray]:
-        """The global batches (index arrays of B x world examples) of `epoch`."""
+        """The global batches (index arrays of B x world items) of `epoch`."""
         rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(len(self.seqs))
         size = self.B * self.world
-        order = order[:len(self) * size]
-        pools = [order[i:i + POOL * size] for i in range(0, len(order), POOL * size)]
+        order = rng.permutation(len(self.lengths))[:len(self) * size]
         batches = []
-        for pool in pools:  # similar lengths together: less padding, same randomness across pools
+        for i in range(0, len(order), POOL * size):  # similar lengths together, the same randomness across pools
+            pool = order[i:i + POOL * size]
             pool = pool[np.argsort(self.lengths[pool], kind="stable")]
-            batches += [pool[i:i + size] for i in range(0, len(pool), size)]
+            batches += [pool[j:j + size] for j in range(0, len(pool), size)]
         return [batches[i] for i in rng.permutation(len(batches))]
 
-    def get(self, i: int, epoch: int = 0):
+    def indices(self, i: int, epoch: int = 0) -> np.ndarray:
         if self._epoch != epoch:
             self._epoch, self._batches = epoch, self._plan(epoch)
-        idx = self._batches[i][self.rank * self.B:(self.rank + 1) * self.B]
+        return self._batches[i][self.rank * self.B:(self.rank + 1) * self.B]
+
+
+class ExampleBatches(BucketedBatches):
+    """`get(i, epoch)` is batch i of that epoch: (tokens (B, T), lengths (B,), labels (B,))."""
+
+    what = "examples"
+
+    def __init__(self, seqs: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int, rank: int = 0,
+                 world: int = 1):
+        super().__init__([len(s) for s in seqs], batch_size, seed, rank, world)
+        self.seqs, self.labels = seqs, labels
+
+    def get(self, i: int, epoch: int = 0):
+        idx = self.indices(i, epoch)
         tokens, lengths = pad([self.seqs[j] for j in idx])
         return tokens, lengths, torch.from_numpy(self.labels[idx].astype(np.int64))

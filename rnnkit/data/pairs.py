@@ -22,6 +22,7 @@ import torch
 
 from ..errors import DataError
 from .corpus import normalize_newlines, read_text
+from .examples import BucketedBatches
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
@@ -164,40 +165,20 @@ def pad_ids(seqs: list[np.ndarray], bos: bool = False, eos: bool = False) -> tup
     return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
-class PairBatches:
-    """One epoch of batches of B pairs (this process's share of B x world), bucketed by source length;
+class PairBatches(BucketedBatches):
+    """Batches of B pairs bucketed by source length (rnnkit.data.examples.BucketedBatches);
     `get(i, epoch)` is (source (B, S), source lengths (B,), target (B, T) framed by BOS and EOS,
-    target lengths (B,)). The order depends only on the seed and the epoch, as ExampleBatches'."""
+    target lengths (B,))."""
 
-    POOL = 50
+    what = "pairs"
 
     def __init__(self, sources: list[np.ndarray], targets: list[np.ndarray], batch_size: int, seed: int,
                  rank: int = 0, world: int = 1):
-        if len(sources) < batch_size * world:
-            raise DataError(f"{len(sources)} training pairs are fewer than one batch of {batch_size * world}; "
-                            "lower --batch-size")
-        self.sources, self.targets, self.B, self.seed, self.rank, self.world = sources, targets, batch_size, seed, rank, world
-        self.lengths = np.array([len(s) for s in sources])
-        self._epoch, self._batches = None, None
-
-    def __len__(self) -> int:
-        return len(self.sources) // (self.B * self.world)
-
-    def _plan(self, epoch: int) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, epoch])
-        size = self.B * self.world
-        order = rng.permutation(len(self.sources))[:len(self) * size]
-        batches = []
-        for i in range(0, len(order), self.POOL * size):  # similar lengths together, across pools random
-            pool = order[i:i + self.POOL * size]
-            pool = pool[np.argsort(self.lengths[pool], kind="stable")]
-            batches += [pool[j:j + size] for j in range(0, len(pool), size)]
-        return [batches[i] for i in rng.permutation(len(batches))]
+        super().__init__([len(s) for s in sources], batch_size, seed, rank, world)
+        self.sources, self.targets = sources, targets
 
     def get(self, i: int, epoch: int = 0):
-        if self._epoch != epoch:
-            self._epoch, self._batches = epoch, self._plan(epoch)
-        idx = self._batches[i][self.rank * self.B:(self.rank + 1) * self.B]
+        idx = self.indices(i, epoch)
         src, src_len = pad_ids([self.sources[j] for j in idx])
         tgt, tgt_len = pad_ids([self.targets[j] for j in idx], bos=True, eos=True)
         return src, src_len, tgt, tgt_len
