@@ -1,6 +1,6 @@
 """The `rnnkit` command: one thin subcommand per verb over the library.
 
-    rnnkit train [DATA ...] [options]     train (or --resume, or --init-from) a model; --task lm|classify|generate|series
+    rnnkit train [DATA ...] [options]     train (or --resume, or --init-from) a model; --task lm|classify|generate|series|seq2seq
     rnnkit sample RUN_DIR [options]       generate text (language models; generators, --class C)
     rnnkit eval RUN_DIR [FILE]            the task's metrics: loss and bits per character, accuracy, MSE ...
     rnnkit predict RUN_DIR TEXT           the most likely classes (classifiers)
@@ -435,8 +435,8 @@ def _add_checkpoint(p) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rnnkit", description="Train, sample, evaluate and look inside recurrent networks "
-                     "(RNN/LSTM/GRU): character language models, sequence classifiers, conditional generators and time-series "
-                     "forecasters.")
+                     "(RNN/LSTM/GRU): character language models, sequence classifiers, conditional generators, time-series "
+                     "forecasters and encoder-decoders with attention.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
 
@@ -444,12 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description=(
         "Train a model for --task: a character-level language model (the default; with no DATA, on the bundled "
         "tiny Shakespeare), a classifier of labelled examples, a generator of short texts (words, names) by "
-        "class, or a forecaster of a CSV series. "
+        "class, a forecaster of a CSV series, or an encoder-decoder of source -> target pairs. "
         "Stops at the first of --max-steps, --max-epochs and --budget (10 epochs if none is given), then "
         "(a language model) prints a sample. Interrupt with Ctrl-C to save a checkpoint; continue with --resume."))
     p.add_argument("data", nargs="*", help="text files or directories (see --glob); classify: TSV, CSV, JSONL or "
                    ".npz files, or a folder of one file per class; generate: the same (not .npz), or a .txt "
-                   "file of one example per line (unconditional); series: one CSV file")
+                   "file of one example per line (unconditional); series: one CSV file; seq2seq: TSV files of "
+                   "source<TAB>target pairs")
     p.add_argument("--out", "-o", metavar="RUN_DIR", help="run directory to create (default: runs/<date-time>)")
     p.add_argument("--force", action="store_true", help="replace an existing run directory given as --out")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped; "
@@ -463,8 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--task", choices=tuple(TASK_CONFIGS), help="what to learn: lm (a character language "
                    "model, the default), classify (text -> a class, from labelled examples), generate (a class -> "
-                   "short texts, from the same examples; or unlabelled lines), or series (a CSV time series -> its "
-                   "next values); --resume and --init-from keep their run's task")
+                   "short texts, from the same examples; or unlabelled lines), series (a CSV time series -> its "
+                   "next values) or seq2seq (a source text -> a target text, from a TSV of pairs); without it, the "
+                   "data decide where they can; --resume and --init-from keep their run's task")
     seen: set = set()
     for name, (model_cls, data_cls) in TASK_CONFIGS.items():
         add_arguments(p, model_cls, f"model ({name})" if name != "lm" else "model", seen)

@@ -163,6 +163,7 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
     pieces = [[] for _ in range(n)]
     tails = [""] * n  # enough recent text to spot the stop string across piece boundaries
     live = list(range(n))
+    hide_end = isinstance(model, CharGenerator)  # a generator's end symbol ends a sample; it is not text
     block = 1024  # uniforms are drawn a block of steps at a time: the same numbers as one step at a time
     for i in range(opts.length):
         if i % block == 0:
@@ -171,7 +172,7 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
         for j in live:
             piece = decoders[j](nxt[j])
             pieces[j].append(piece)
-            if not (piece == BOUNDARY and isinstance(model, CharGenerator)):
+            if not (hide_end and piece == BOUNDARY):
                 emit(piece)
             if opts.stop:
                 tails[j] = (tails[j] + piece)[-(len(opts.stop) + len(piece)):]

@@ -1,13 +1,18 @@
 """Shared fixtures: an isolated token cache, small corpora, a CLI runner and one small trained run."""
 
+import json
 import os
+import random
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import rnnkit
+from rnnkit import checkpoint as ckpt
 from rnnkit.data import bundled_corpus
 
 SMALL = dict(hidden_size=32, embed_size=16, num_layers=2, batch_size=8, seq_len=16, sample_every=0)
@@ -52,3 +57,31 @@ def run_cli(*args, cwd=None, timeout=300):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", "rnnkit", *map(str, args)], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="session")
+def words(tmp_path_factory, shakespeare_text):
+    """English words against the same kind of words written backwards: a TSV of 2 x 1,000 labelled
+    examples (with a text,label header), for classifiers and generators."""
+    found = sorted(set(w.lower() for w in re.findall(r"[A-Za-z]{4,}", shakespeare_text)))
+    random.Random(0).shuffle(found)
+    rows = [f"{w}\ten" for w in found[:1000]] + [f"{w[::-1]}\trev" for w in found[1000:2000]]
+    random.Random(1).shuffle(rows)
+    path = tmp_path_factory.mktemp("words") / "words.tsv"
+    path.write_text("text\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def assert_resumes_exactly(tmp_path, data, options: dict, steps: int, stop: int, losses: bool = True) -> None:
+    """Training `steps` steps in one go and stopping at `stop` then resuming to `steps` give the same
+    losses (when `losses`: every row of metrics.jsonl) and bit-identical weights and optimizer state."""
+    rnnkit.train(data, out=tmp_path / "a", max_steps=steps, **options)
+    rnnkit.train(data, out=tmp_path / "b", max_steps=stop, **options)
+    rnnkit.train(resume=tmp_path / "b", max_steps=steps, progress=False, log=lambda m: None)
+    if losses:
+        rows = [[json.loads(x).get("loss") for x in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
+                for r in "ab"]
+        assert rows[0] == rows[1]
+    wa, _ = ckpt.load_tensors(tmp_path / "a" / ckpt.TRAINER)
+    wb, _ = ckpt.load_tensors(tmp_path / "b" / ckpt.TRAINER)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

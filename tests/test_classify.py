@@ -10,29 +10,16 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit import checkpoint as ckpt
 from rnnkit.config import ClassifierConfig
 from rnnkit.data.examples import ExampleBatches, read_examples
 from rnnkit.errors import ConfigError, DataError, UsageError
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.classifier import classification_metrics as metrics
 
-from conftest import run_cli
+from conftest import assert_resumes_exactly, run_cli
 
 TINY = dict(task="classify", hidden_size=32, embed_size=16, batch_size=16, eval_every=20, sample_every=0,
             progress=False, log=lambda m: None)
-
-
-@pytest.fixture(scope="module")
-def words(tmp_path_factory, shakespeare_text):
-    """English words against the same kind of words written backwards: 2 x 1,000 examples."""
-    found = sorted(set(w.lower() for w in re.findall(r"[A-Za-z]{4,}", shakespeare_text)))
-    random.Random(0).shuffle(found)
-    rows = [f"{w}\ten" for w in found[:1000]] + [f"{w[::-1]}\trev" for w in found[1000:2000]]
-    random.Random(1).shuffle(rows)
-    path = tmp_path_factory.mktemp("words") / "words.tsv"
-    path.write_text("text\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -148,15 +135,7 @@ def test_metrics_against_a_hand_count():
 
 def test_a_classifier_resumes_exactly(tmp_path, words):
     opts = dict(TINY, dropout=0.2, checkpoint_every=1000, lr_schedule="constant")  # the same rate in both
-    rnnkit.train(words, out=tmp_path / "a", max_steps=80, **opts)  # more than one epoch: 1,600 / 16 = 100
-    rnnkit.train(words, out=tmp_path / "b", max_steps=40, **opts)
-    rnnkit.train(resume=tmp_path / "b", max_steps=80, progress=False, log=lambda m: None)
-    losses = [[json.loads(x).get("loss") for x in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
-              for r in "ab"]
-    assert losses[0] == losses[1]
-    wa, _ = ckpt.load_tensors(tmp_path / "a" / ckpt.TRAINER)
-    wb, _ = ckpt.load_tensors(tmp_path / "b" / ckpt.TRAINER)
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert_resumes_exactly(tmp_path, words, opts, 80, 40)  # more than one epoch: 1,600 / 16 = 100
 
 
 def test_validation_and_test_files_and_class_weights(tmp_path, words):

@@ -96,14 +96,15 @@ assert not heavy, heavy[:5]
 
 
 def test_help_explains_every_flag():
-    for command in ("train", "sample", "eval", "prepare"):
+    for command in ("train", "sample", "eval", "prepare", "predict", "translate", "inspect"):
         p = run_cli(command, "--help")
         assert p.returncode == 0
         flags = [w for w in p.stdout.split() if w.startswith("--")]
         assert len(flags) > 3
     p = run_cli("train", "--help")
     for flag in ("--cell", "--budget", "--resume", "--init-from", "--byte-level", "--split", "--grad-clip",
-                 "--lr-schedule", "--backend", "--force"):
+                 "--lr-schedule", "--backend", "--force", "--task", "--pooling", "--condition", "--attention",
+                 "--time-column", "--target-tokens", "--tokens"):
         assert flag in p.stdout
 
 

@@ -3,7 +3,6 @@ sampler paths (fast, plain, beam) with a class, training conditional and uncondi
 resume, evaluation and the commands."""
 
 import json
-import random
 import re
 
 import numpy as np
@@ -11,29 +10,16 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit import checkpoint as ckpt
 from rnnkit.config import GeneratorConfig
 from rnnkit.data.examples import pad
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import DataError, UsageError
 from rnnkit.models.generator import BOUNDARY, CharGenerator, example_nats
 
-from conftest import run_cli
+from conftest import assert_resumes_exactly, run_cli
 
 TINY = dict(task="generate", hidden_size=32, embed_size=16, batch_size=16, eval_every=50, sample_every=0,
             progress=False, log=lambda m: None)
-
-
-@pytest.fixture(scope="module")
-def words(tmp_path_factory, shakespeare_text):
-    """English words against the same kind of words written backwards: 2 x 1,000 examples."""
-    found = sorted(set(w.lower() for w in re.findall(r"[A-Za-z]{4,}", shakespeare_text)))
-    random.Random(0).shuffle(found)
-    rows = [f"{w}\ten" for w in found[:1000]] + [f"{w[::-1]}\trev" for w in found[1000:2000]]
-    random.Random(1).shuffle(rows)
-    path = tmp_path_factory.mktemp("words") / "words.tsv"
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -126,15 +112,7 @@ def test_conditioning_beats_the_unconditional_model_and_writes_the_class(runs, w
 
 def test_a_generator_resumes_exactly(tmp_path, words):
     opts = dict(TINY, dropout=0.2, checkpoint_every=1000, lr_schedule="constant", eval_every=20)
-    rnnkit.train(words, out=tmp_path / "a", max_steps=120, **opts)  # more than one epoch: 1,600 / 16 = 100
-    rnnkit.train(words, out=tmp_path / "b", max_steps=60, **opts)
-    rnnkit.train(resume=tmp_path / "b", max_steps=120, progress=False, log=lambda m: None)
-    losses = [[json.loads(x).get("loss") for x in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
-              for r in "ab"]
-    assert losses[0] == losses[1]
-    wa, _ = ckpt.load_tensors(tmp_path / "a" / ckpt.TRAINER)
-    wb, _ = ckpt.load_tensors(tmp_path / "b" / ckpt.TRAINER)
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert_resumes_exactly(tmp_path, words, opts, 120, 60)  # more than one epoch: 1,600 / 16 = 100
 
 
 def test_unlabelled_lines_make_an_unconditional_generator(tmp_path, shakespeare_text):

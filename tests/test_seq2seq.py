@@ -9,14 +9,13 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit import checkpoint as ckpt
 from rnnkit.config import Seq2SeqConfig
 from rnnkit.data.pairs import EOS, SideVocab, detect_tokens, pad_ids, read_pairs, split_pairs
 from rnnkit.errors import DataError, UsageError
 from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.tasks.seq2seq import sequence_metrics, strip_stress
 
-from conftest import run_cli
+from conftest import assert_resumes_exactly, run_cli
 
 TINY = dict(task="seq2seq", hidden_size=64, embed_size=24, num_layers=1, batch_size=32, eval_every=100,
             sample_every=0, progress=False, log=lambda m: None)
@@ -148,15 +147,7 @@ def test_training_options_change_training(tmp_path, reverse):
 def test_a_seq2seq_run_resumes_exactly(tmp_path, reverse):
     opts = dict(TINY, dropout=0.2, checkpoint_every=1000, lr_schedule="constant", eval_every=20,
                 sampling_ratio=0.3)
-    rnnkit.train(reverse, out=tmp_path / "a", max_steps=60, **opts)  # more than one epoch: 1,350 / 32 = 42
-    rnnkit.train(reverse, out=tmp_path / "b", max_steps=40, **opts)
-    rnnkit.train(resume=tmp_path / "b", max_steps=60, progress=False, log=lambda m: None)
-    losses = [[json.loads(x).get("loss") for x in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
-              for r in "ab"]
-    assert losses[0] == losses[1]
-    wa, _ = ckpt.load_tensors(tmp_path / "a" / ckpt.TRAINER)
-    wb, _ = ckpt.load_tensors(tmp_path / "b" / ckpt.TRAINER)
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert_resumes_exactly(tmp_path, reverse, opts, 60, 40)  # more than one epoch
 
 
 def test_translate_command(tmp_path, reverse_run):

@@ -9,12 +9,11 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit import checkpoint as ckpt
 from rnnkit.data.series import WindowBatches, read_series
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.models.forecaster import SeriesRNN
 
-from conftest import run_cli
+from conftest import assert_resumes_exactly, run_cli
 
 TINY = dict(task="series", hidden_size=24, embed_size=8, batch_size=16, seq_len=24, eval_every=50, sample_every=0,
             progress=False, log=lambda m: None)
@@ -95,12 +94,7 @@ def test_several_steps_ahead_is_the_model_fed_its_own_predictions(series_run, wa
 
 def test_a_forecaster_resumes_exactly(tmp_path, waves):
     opts = dict(TINY, time_column="day", lr_schedule="constant", dropout=0.1, checkpoint_every=1000)
-    rnnkit.train(waves, out=tmp_path / "a", max_steps=30, **opts)
-    rnnkit.train(waves, out=tmp_path / "b", max_steps=15, **opts)
-    rnnkit.train(resume=tmp_path / "b", max_steps=30, progress=False, log=lambda m: None)
-    wa, _ = ckpt.load_tensors(tmp_path / "a" / ckpt.TRAINER)
-    wb, _ = ckpt.load_tensors(tmp_path / "b" / ckpt.TRAINER)
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert_resumes_exactly(tmp_path, waves, opts, 30, 15, losses=False)
 
 
 def test_forecaster_commands(tmp_path, series_run, trained_run):
