@@ -1,4 +1,5 @@
-"""rnnkit: train, sample and look inside character-level RNN, LSTM and GRU language models.
+"""rnnkit: train, sample and look inside recurrent networks (RNN, LSTM, GRU): character language
+models, sequence classifiers, conditional generators, forecasters and encoder-decoders.
 
 The public API (everything else may change):
 
@@ -6,6 +7,8 @@ The public API (everything else may change):
     model = rnnkit.load("runs/x")                                   # a CharRNN with its vocabulary
     print(model.sample(length=300, prime="ROMEO:", temperature=0.8))
     print(model.evaluate(open("other.txt").read()))                 # nats, bits per char, perplexity
+    rnnkit.train("words.tsv", task="classify")                      # or "generate", "series", "seq2seq";
+    rnnkit.load(run_dir)                                            # ... each loads as its own model
 
 The names below are imported on first use (PEP 562), so that `import rnnkit` and the command line's
 `--help` and usage errors do not pay for importing PyTorch (over a second) before they need it.
@@ -21,6 +24,11 @@ _EXPORTS = {
     "CharRNN": ".models", "DataConfig": ".config", "ModelConfig": ".config", "SampleConfig": ".config",
     "TrainConfig": ".config", "Run": ".train", "RnnkitError": ".errors", "Vocab": ".data", "evaluate": ".api",
     "load": ".tasks", "prepare": ".data", "sample": ".api", "samples": ".api", "train": ".train",
+    # the other tasks' models and configs
+    "SequenceClassifier": ".models.classifier", "CharGenerator": ".models.generator",
+    "SeriesRNN": ".models.forecaster", "Seq2Seq": ".models.seq2seq", "ClassifierConfig": ".config",
+    "GeneratorConfig": ".config", "ForecasterConfig": ".config", "Seq2SeqConfig": ".config",
+    "ExamplesConfig": ".config", "SeriesConfig": ".config", "PairsConfig": ".config",
 }
 _RENAMED = {"prepare": "prepare_text"}  # rnnkit.prepare is rnnkit.data.prepare_text
 
