@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe, emit, train_options  # noqa: E402
+from machine import describe, emit, parse_with_train_args, train_options  # noqa: E402
 
 import rnnkit  # noqa: E402
 from rnnkit.config import PairsConfig  # noqa: E402
@@ -55,8 +55,7 @@ def main():
     ap.add_argument("--baseline-budget", type=float, default=None, help="training seconds of the model without "
                     "attention (default: the same; 0 skips it)")
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    ap.add_argument("train_args", nargs="*", help="extra `rnnkit train` options, after --")
-    args = ap.parse_args()
+    args = parse_with_train_args(ap)  # rnnkit train options after --
     options = train_options("seq2seq", DEFAULTS, args.train_args)
     print(describe(), flush=True)
     train, val, test = splits(PairsConfig(paths=[str(args.data)]))

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from langid_baseline import read_split, tune  # noqa: E402
-from machine import describe, emit, train_options  # noqa: E402
+from machine import describe, emit, parse_with_train_args, train_options  # noqa: E402
 
 import rnnkit  # noqa: E402
 from rnnkit.inspect.ngram import joint_vocab, loss_by_order  # noqa: E402
@@ -49,8 +49,7 @@ def main():
     ap.add_argument("data_dir", type=Path, help="directory with train.tsv, val.tsv and test.tsv (langid_data.py)")
     ap.add_argument("--budget", type=float, default=240.0, help="training seconds for each model (default 240)")
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    ap.add_argument("train_args", nargs="*", help="extra `rnnkit train` options, after --")
-    args = ap.parse_args()
+    args = parse_with_train_args(ap)  # rnnkit train options after --
     try:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe, emit, train_options  # noqa: E402
+from machine import describe, emit, parse_with_train_args, train_options  # noqa: E402
 
 import rnnkit  # noqa: E402
 
@@ -35,8 +35,7 @@ def main():
     ap.add_argument("data_dir", type=Path, help="directory with train.tsv, val.tsv and test.tsv (langid_data.py)")
     ap.add_argument("--budget", type=float, default=600.0, help="training seconds (default 600)")
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    ap.add_argument("train_args", nargs="*", help="extra `rnnkit train` options, after --")
-    args = ap.parse_args()
+    args = parse_with_train_args(ap)  # rnnkit train options after --
     options = train_options("classify", DEFAULTS, args.train_args)
     print(describe(), flush=True)
     d = args.data_dir

@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 
 import torch
@@ -39,3 +40,13 @@ def train_options(task: str, defaults: dict, train_args: list[str]) -> dict:
     for cls in (*TASK_CONFIGS[task], TrainConfig):
         options.update(overrides_from_args(extra, cls))
     return options
+
+
+def parse_with_train_args(parser):
+    """`parser`'s arguments, with `args.train_args` the `rnnkit train` options given after a `--`
+    (split off first, so they may follow positional arguments and options in any order)."""
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:cut])
+    args.train_args = argv[cut + 1:]
+    return args

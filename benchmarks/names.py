@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe, emit, train_options  # noqa: E402
+from machine import describe, emit, parse_with_train_args, train_options  # noqa: E402
 
 import rnnkit  # noqa: E402
 from rnnkit.inspect.ngram import joint_vocab, loss_by_order  # noqa: E402
@@ -56,8 +56,7 @@ def main():
     ap.add_argument("--names", type=Path, default=NAMES, help=f"one name per line (default: {NAMES})")
     ap.add_argument("--budget", type=float, default=600.0, help="training seconds (default 600)")
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    ap.add_argument("train_args", nargs="*", help="extra `rnnkit train` options, after --")
-    args = ap.parse_args()
+    args = parse_with_train_args(ap)  # rnnkit train options after --
     options = train_options("generate", DEFAULTS, args.train_args)
     print(describe(), flush=True)
     words = [w.strip() for w in args.names.read_text("utf-8").splitlines()]

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe, emit, train_options  # noqa: E402
+from machine import describe, emit, parse_with_train_args, train_options  # noqa: E402
 
 import rnnkit  # noqa: E402
 
@@ -34,8 +34,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=3, help="independent runs, reported with their median (default 3)")
     ap.add_argument("--horizons", default="1,5", help="steps ahead to score, comma-separated (default 1,5)")
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    ap.add_argument("train_args", nargs="*", help="extra `rnnkit train` options, after --")
-    args = ap.parse_args()
+    args = parse_with_train_args(ap)  # rnnkit train options after --
     horizons = [int(h) for h in args.horizons.split(",")]
     options = train_options("series", DEFAULTS, args.train_args)
     print(describe(), flush=True)

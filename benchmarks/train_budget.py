@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe, parse_with_train_args  # noqa: E402
 
 import rnnkit  # noqa: E402
 from rnnkit.cli import build_parser  # noqa: E402
@@ -28,8 +28,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=140.0, help="training seconds (default 140)")
     ap.add_argument("--json", metavar="FILE", help="also write the result as JSON to FILE")
-    ap.add_argument("train_args", nargs="*", help="extra `rnnkit train` options, after --")
-    args = ap.parse_args()
+    args = parse_with_train_args(ap)  # rnnkit train options after --
     extra = build_parser().parse_args(["train", *args.train_args])
     options = {}
     for cls in (ModelConfig, DataConfig, TrainConfig):
