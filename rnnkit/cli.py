@@ -216,10 +216,9 @@ def _cmd_translate(args) -> int:
     model = load(args.run_dir, args.checkpoint)
     sources = [args.text] if args.text is not None else \
         [line.strip() for line in normalize_newlines(read_text(args.input)).split("\n") if line.strip()]
-    unseen = sorted({t for s in sources for t in model.source_vocab.unknown(s)})
-    if unseen and args.unknown == "error":
-        raise RnnkitError(f"{len(unseen)} source token(s) never seen in training: {', '.join(map(repr, unseen[:20]))} "
-                          "(--unknown skip reads them as unknown)")
+    if args.unknown == "error":
+        from .tasks.seq2seq import check_known
+        check_known(model.source_vocab, sources)
     outputs = model.translate(sources, beam=args.beam, nbest=args.nbest, temperature=args.temperature,
                               max_length=args.max_length or None, seed=args.seed)
     rows = [s + "".join(f"\t{o}\t{score:.4f}" for o, score in outs) for s, outs in zip(sources, outputs)]

@@ -207,6 +207,14 @@ def sequence_metrics(hypotheses: list[str], references: list[list[str]], kind: s
             "chrf": sacrebleu.corpus_chrf(hypotheses, [first]).score}
 
 
+def check_known(vocab: SideVocab, sources: list[str]) -> None:
+    """A one-line error naming the source tokens training never saw (`--unknown error`)."""
+    missing = sorted({t for s in sources for t in vocab.unknown(s)})
+    if missing:
+        raise DataError(f"{len(missing)} source token(s) never seen in training: "
+                        f"{', '.join(map(repr, missing[:20]))} (--unknown skip reads them as unknown)")
+
+
 def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error",
                  beam: int = 0, ignore_stress: bool = False) -> dict:
     """`rnnkit eval` on an encoder-decoder: decode every distinct source of the test split (or of
@@ -217,10 +225,7 @@ def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unk
     if not len(pairs):
         raise DataError("this run has no test pairs (see --split or --test); pass a FILE to evaluate on")
     if unknown == "error":
-        missing = sorted({t for s in pairs.sources for t in run.source_vocab.unknown(s)})
-        if missing:
-            raise DataError(f"{len(missing)} source token(s) never seen in training: "
-                            f"{', '.join(map(repr, missing[:20]))} (--unknown skip reads them as unknown)")
+        check_known(run.source_vocab, pairs.sources)
     refs = pairs.references()
     sources = list(refs)
     outputs = [o[0][0] for o in model.translate(sources, beam=beam)]
