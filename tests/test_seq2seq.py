@@ -92,6 +92,22 @@ def test_a_batch_of_many_equals_each_alone_and_attention_ignores_padding(attenti
         assert float(att[1, :, 1:].detach().abs().sum()) == 0  # ... and padding gets none: "f" is one token long
 
 
+@pytest.mark.parametrize("attention", ["none", "additive", "dot", "general"])
+def test_teacher_forcing_in_one_call_equals_stepping(attention):
+    """Without input feeding the decoder runs over the whole target at once: the same logits and
+    attention as stepping it one token at a time (the obvious loop, written out here)."""
+    model = _model(attention, "lstm", input_feeding=False)
+    src, lengths = pad_ids([model.source_vocab.encode(s) for s in ("abc", "f", "fedcbaab")])
+    tgt, _ = pad_ids([model.target_vocab.encode(t) for t in ("A B", "C", "F E D B")], bos=True, eos=True)
+    logits, att = model(src, lengths, tgt[:, :-1])
+    memory, mask, state, keys = model.encode(src, lengths)
+    feed = model.initial_feed(3, memory)
+    for t in range(tgt.shape[1] - 1):
+        step_logits, state, feed, alpha = model.step(tgt[:, t], state, feed, memory, mask, keys)
+        assert torch.allclose(step_logits, logits[:, t], atol=1e-5)
+        assert torch.allclose(alpha, att[:, t], atol=1e-6)
+
+
 @pytest.mark.parametrize("attention", ["none", "general", "additive"])
 def test_beam_of_one_is_greedy_and_beams_are_batched(attention):
     model = _model(attention, bidirectional=False, input_feeding=attention != "additive")

@@ -54,7 +54,8 @@ class Seq2Seq(nn.Module):
         family.init_weights(self.encoder, c)
         self.bridge = nn.Linear(D * H, H) if D == 2 else None
         self.tgt_embed = nn.Embedding(c.target_vocab_size, E, padding_idx=PAD)
-        feed = H if (c.input_feeding and c.attention != "none") else 0
+        self.feeds = c.input_feeding and c.attention != "none"
+        feed = H if self.feeds else 0
         self.decoder = family.make_fused(E + feed, c)
         family.init_weights(self.decoder, c)
         M = D * H  # width of the memory
@@ -109,34 +110,45 @@ class Seq2Seq(nn.Module):
         """y_prev (B,) -> logits (B, V_t), new state, the attentional vector a~_t (B, H) (the next
         step's input feed), attention weights (B, S) (zeros for attention "none")."""
         x = self.drop(self.tgt_embed(y_prev))  # (B, E)
-        if self.config.input_feeding and self.config.attention != "none":
+        if self.feeds:
             x = torch.cat([x, feed], dim=-1)  # (B, E + H)
         out, new = self.decoder(x[:, None], state if len(state) == 2 else state[0])  # (B, 1, H)
         new = new if isinstance(new, tuple) else (new,)
-        h = out[:, 0]  # (B, H)
+        att, alpha = self.attend(out, memory, mask, keys)
+        return self.out(self.drop(att[:, 0])), new, att[:, 0], alpha[:, 0]
+
+    def attend(self, h: torch.Tensor, memory, mask, keys):
+        """Decoder outputs h (B, T, H) -> attentional vectors a~ (B, T, H) and weights (B, T, S), for
+        any number of steps at once (one while decoding, the whole target under teacher forcing
+        without input feeding)."""
         if self.config.attention == "none":
-            alpha = torch.zeros(mask.shape, dtype=h.dtype, device=h.device)
-            att = h
+            return h, torch.zeros((*h.shape[:2], mask.shape[1]), dtype=h.dtype, device=h.device)
+        if self.config.attention == "additive":
+            scores = self.att_v(torch.tanh(self.att_h(h)[:, :, None] + keys[:, None])).squeeze(-1)  # (B, T, S)
         else:
-            if self.config.attention == "additive":
-                scores = self.att_v(torch.tanh(self.att_h(h)[:, None] + keys)).squeeze(-1)  # (B, S)
-            else:
-                scores = torch.bmm(keys, h[:, :, None]).squeeze(-1)  # (B, S)
-            alpha = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)  # padding gets exactly 0
-            context = torch.bmm(alpha[:, None], memory)[:, 0]  # (B, D x H)
-            att = torch.tanh(self.combine(torch.cat([context, h], dim=-1)))  # (B, H)
-        return self.out(self.drop(att)), new, att, alpha
+            scores = torch.bmm(h, keys.transpose(1, 2))  # (B, T, S)
+        alpha = scores.masked_fill(~mask[:, None], float("-inf")).softmax(dim=-1)  # padding gets exactly 0
+        context = torch.bmm(alpha, memory)  # (B, T, D x H)
+        return torch.tanh(self.combine(torch.cat([context, h], dim=-1))), alpha
 
     def initial_feed(self, batch: int, like: torch.Tensor) -> torch.Tensor:
         return torch.zeros(batch, self.config.hidden_size, dtype=like.dtype, device=like.device)
 
     def forward(self, source, source_lengths, target_in, sampling_ratio: float = 0.0, generator=None):
         """Teacher forcing: target_in (B, T) starts with BOS; logits (B, T, V_t) predict target_in
-        shifted by one (and EOS), attention (B, T, S). With `sampling_ratio` > 0 (scheduled sampling,
+        shifted by one (and EOS), attention (B, T, S). Without input feeding (or attention) and without
+        scheduled sampling, no step needs the one before it, so the decoder runs as one fused RNN call
+        over the whole target and attends for every step in one batched product; otherwise it steps
+        as decoding does. With `sampling_ratio` > 0 (scheduled sampling,
         Bengio et al. 2015), each step's input is instead the model's own previous guess with that
         probability, per sequence."""
         memory, mask, state, keys = self.encode(source, source_lengths)
         B, T = target_in.shape
+        if not self.feeds and sampling_ratio == 0:  # no step depends on the last one's output: one RNN call
+            x = self.drop(self.tgt_embed(target_in))  # (B, T, E); padding only follows the real steps
+            out, _ = self.decoder(x, state if len(state) == 2 else state[0])  # (B, T, H)
+            att, alpha = self.attend(out, memory, mask, keys)
+            return self.out(self.drop(att)), alpha
         feed = self.initial_feed(B, memory)
         logits, attention = [], []
         y = target_in[:, 0]
