@@ -3,8 +3,10 @@ without attention, on the same word-disjoint split, in the same run.
 
 Trains `rnnkit train cmudict.tsv --task seq2seq` (split 90/5/5 of the distinct words, --split-seed 0;
 every pronunciation of a word is a reference) for a wall-clock budget, then the same model with
-`--attention none` (Sutskever et al.'s encoder-decoder) for the same budget, and scores both on the
-test words: word error rate (a word is right if its output matches any of its pronunciations) and
+`--attention none` (Sutskever et al.'s encoder-decoder) for the same budget, and scores both, beside
+a letter-context baseline without neural networks (g2p_baseline.py: letters aligned to phonemes by
+EM, each letter's phonemes read from the widest window of letters around it seen in training), on
+the test words: word error rate (a word is right if its output matches any of its pronunciations) and
 phoneme error rate (edits to the closest pronunciation, by jiwer, over its length), on the
 39-phoneme set (stress digits removed from output and references, as the G2P literature reports)
 and with stress; greedy and beam 5; and the decoding speed in words per second. Make the data with
@@ -21,14 +23,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from g2p_baseline import LetterContextG2P  # noqa: E402
 from machine import describe, emit, parse_with_train_args, train_options  # noqa: E402
 
 import rnnkit  # noqa: E402
 from rnnkit.config import PairsConfig  # noqa: E402
-from rnnkit.tasks.seq2seq import splits  # noqa: E402
+from rnnkit.tasks.seq2seq import sequence_metrics, splits, strip_stress  # noqa: E402
 
 DEFAULTS = dict(cell="lstm", num_layers=2, hidden_size=256, embed_size=64, bidirectional=True, attention="general",
-                dropout=0.2, batch_size=128, eval_every=1000, checkpoint_every=2000, sample_every=0)
+                input_feeding=False, dropout=0.3, batch_size=128, eval_every=1000, checkpoint_every=2000, sample_every=0)
 
 
 def score(run_dir: Path) -> dict:
@@ -48,6 +51,22 @@ def score(run_dir: Path) -> dict:
     return out
 
 
+def letter_context(train, test) -> dict:
+    """The non-neural baseline, trained on the training pairs and scored like the models (39 phonemes)."""
+    t0 = time.perf_counter()
+    model = LetterContextG2P().fit([(s, strip_stress(t).split()) for s, t in zip(train.sources, train.targets)])
+    fit_s = time.perf_counter() - t0
+    references = test.references()
+    words = sorted(references)
+    t0 = time.perf_counter()
+    outputs = [" ".join(model.predict(w)) for w in words]
+    seconds = time.perf_counter() - t0
+    r = sequence_metrics(outputs, [[strip_stress(t) for t in references[w]] for w in words], "word")
+    return {"wer": round(r["sequence_error_rate"], 4), "per": round(r["token_error_rate"], 4),
+            "words_per_s": round(len(words) / seconds, 1), "fit_s": round(fit_s, 1),
+            "aligned_pairs": model.aligned, "table_entries": len(model.table)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", type=Path, help="the TSV from g2p_data.py")
@@ -62,6 +81,8 @@ def main():
     report = {"machine": describe(), "options": {k: str(v) for k, v in options.items()},
               "split": {"seed": 0, "train_words": len(set(train.sources)), "val_words": len(set(val.sources)),
                         "test_words": len(set(test.sources)), "train_pairs": len(train)}}
+    report["letter_context"] = letter_context(train, test)
+    print(f"letter-context baseline: {report['letter_context']}", flush=True)
     baseline_budget = args.budget if args.baseline_budget is None else args.baseline_budget
     with tempfile.TemporaryDirectory() as tmp:
         for name, budget, attention in (("attention", args.budget, options["attention"]),

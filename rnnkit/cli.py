@@ -230,12 +230,11 @@ def _cmd_translate(args) -> int:
         print("\n".join(rows))
     if args.attention:
         from pathlib import Path
-        from .io import atomic_write_bytes
-        from .tasks.seq2seq import attention_html, plot_attention
-        src, out, weights = model.attention_map(args.text, outputs[0][0][0])
-        plot_attention(src, out, weights, args.attention)
+        from .inspect.attention import attention_maps, write_map
+        if model.config.attention == "none":
+            raise UsageError(f"{args.run_dir} has no attention (--attention none): there is no map to draw")
         page = Path(args.attention).with_suffix(".html")
-        atomic_write_bytes(page, attention_html(src, out, weights, f"{args.text} -> {outputs[0][0][0]}").encode("utf-8"))
+        write_map(attention_maps(model, [args.text], args.beam), args.attention, page, f"{args.text} -> {outputs[0][0][0]}")
         print(f"wrote {args.attention}, {page}", file=sys.stderr)
     return 0
 
@@ -265,7 +264,14 @@ def _cmd_inspect(args) -> int:
             print(f"{text}\t{label}\t{p:.4f}")
         print("wrote " + ", ".join(str(p) for p in result["written"]))
         return 0
-    _only_language_models(args, "inspect reads language models and classifiers")
+    if hasattr(model, "translate"):  # an encoder-decoder: where its attention looks for each line
+        from .inspect.attention import inspect_seq2seq
+        result = inspect_seq2seq(model, args.text, args.out, max_chars=args.max_chars, unknown=args.unknown)
+        for m in result["maps"][:20]:
+            print(f"{m['source']}\t{m['output']}")
+        print("wrote " + ", ".join(str(p) for p in result["written"]))
+        return 0
+    _only_language_models(args, "inspect reads language models, classifiers and seq2seq runs")
     result = inspect(model, args.text, args.out, max_chars=args.max_chars, search_chars=args.search_chars,
                      features=feature_set(args.features), npz=args.npz, lstmvis=args.lstmvis, units=units,
                      min_support=args.min_support, min_stretches=args.min_stretches, unknown=args.unknown)
@@ -564,13 +570,15 @@ def build_parser() -> argparse.ArgumentParser:
         _add_unknown(p, "FILE")
 
     p = sub.add_parser("inspect", help="HTML report: cell heat maps, guesses, loss, interpretable cells; a "
-                       "classifier's prediction as it reads",
+                       "classifier's prediction as it reads; a seq2seq model's attention",
                        description="Write one self-contained HTML page showing the model's cells over the text "
                        "(with PNG figures beside it), and optionally export the activations. To keep the page "
                        "small it holds --units cells of each quantity and layer (the cells the search lists, "
                        "the ones it ranked highest and the most variable), not all of them. For a classifier run, "
                        "the page shows instead how its prediction moves as it reads each line of FILE, character "
-                       "by character (and OUT-reading.png the same as curves).")
+                       "by character (and OUT-reading.png the same as curves). For a seq2seq run, each line of FILE "
+                       "is a source (or source<TAB>reference) and the page shows its output and attention map "
+                       "(OUT-attention.png: the first line's map).")
     run_and_text(p, "text to look at (UTF-8)", max_chars=2000)
     p.add_argument("--out", required=True, metavar="HTML", help="the report to write, e.g. report.html")
     p.add_argument("--search-chars", type=int, default=20000,

@@ -188,3 +188,54 @@ def test_translate_command(tmp_path, reverse_run):
     assert p.returncode == 2 and "trained for the lm task; translate needs a seq2seq run" in p.stderr
     with pytest.raises(UsageError, match="--beam and --ignore-stress are for seq2seq runs"):
         rnnkit.evaluate(lm.dir, beam=3)
+
+
+def test_inspect_draws_attention_for_each_line(tmp_path, reverse_run):
+    from test_inspect import _chromium_or_skip
+    from rnnkit.inspect.attention import reading_stats
+    from rnnkit.inspect.browser import open_page
+    assert reading_stats(np.eye(3)) == {"sharpness": 1.0, "monotone": 1.0}
+    assert reading_stats(np.eye(3)[::-1]) == {"sharpness": 1.0, "monotone": 0.0}
+    (tmp_path / "src.tsv").write_text("abcd\td c b a\nhgf\tf g g\n\nbad\n")
+    p = run_cli("inspect", reverse_run.dir, "--text", tmp_path / "src.tsv", "--out", tmp_path / "att.html")
+    assert p.returncode == 0 and p.stdout.splitlines()[0] == "abcd\td c b a", p.stderr
+    page = (tmp_path / "att.html").read_text()
+    assert page.count("<table>") == 3 and page.count("matches the reference") == 1 and "differs from" in page
+    assert (tmp_path / "att-attention.png").read_bytes()[:4] == b"\x89PNG" and "http" not in page
+    _chromium_or_skip()
+    dom, errors = open_page(tmp_path / "att.html")
+    assert not errors and dom.count("<table>") == 3 and "monotone" in dom
+    model = rnnkit.load(reverse_run.dir)
+    _, _, weights = model.attention_map("abcdefgh", "h g f e d c b a")
+    assert np.allclose(weights.sum(-1), 1, atol=1e-5) and weights.shape == (9, 8)
+
+
+def test_the_letter_context_g2p_baseline_aligns_and_generalises():
+    """benchmarks/g2p_baseline.py: letters align to 0, 1 or 2 phonemes by EM, and unseen words are
+    read letter by letter from their context ("x" says K S, a final "e" is silent, "c" before "i" is S)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from g2p_baseline import LetterContextG2P, align
+
+    sound = {"a": ["AE"], "b": ["B"], "d": ["D"], "x": ["K", "S"], "i": ["IH"], "t": ["T"], "o": ["AA"]}
+
+    def say(word):
+        out = []
+        for i, ch in enumerate(word):
+            if ch == "e" and i == len(word) - 1:
+                continue
+            out += ["S"] if ch == "c" and word[i + 1:i + 2] == "i" else ["K"] if ch == "c" else sound.get(ch, ["EH"])
+        return out
+
+    rng = random.Random(0)
+    words = {"".join(rng.choice("abcdexiot") for _ in range(rng.randint(3, 7))) for _ in range(3000)}
+    train = sorted(words)[:2500]
+    model = LetterContextG2P().fit([(w, say(w)) for w in train])
+    assert model.aligned == len(train)
+    assert align("box", ["B", "AA", "K", "S"], 
+                 lambda letter, chunk: -abs(len(chunk) - (2 if letter == "x" else 1))) == [("B",), ("AA",), ("K", "S")]
+    assert align("www", ["D"] * 7, lambda letter, chunk: 0.0) is None  # more than two phonemes a letter
+    unseen = sorted(words)[2500:]
+    correct = sum(model.predict(w) == say(w) for w in unseen)
+    assert correct / len(unseen) > 0.95
