@@ -7,7 +7,7 @@ on val.tsv) and the majority class of train.tsv. Each model is fitted on train.t
 train+val, as a neural model that selects on val would be), then scored once on test.tsv: accuracy
 and macro-F1. Needs scikit-learn (pip install -e ".[bench]").
 
-    python benchmarks/langid_baseline.py runs/langid [--json benchmarks/results/langid-baseline.json]
+    python benchmarks/langid_baseline.py runs/langid [--json benchmarks/results/langid-baseline.json] [--c-grid 1,3,10]
 """
 
 import argparse
@@ -55,7 +55,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data_dir", type=Path, help="directory with train.tsv, val.tsv and test.tsv")
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    ap.add_argument("--c-grid", default=",".join(f"{c:g}" for c in C_GRID), metavar="C,C,...",
+                    help="logistic regression's C values to try on val.tsv (default: %(default)s; each fit takes "
+                    "minutes on the larger data sets)")
     args = ap.parse_args()
+    c_grid = tuple(float(c) for c in args.c_grid.split(","))
     try:
         from sklearn.dummy import DummyClassifier
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -74,7 +78,7 @@ def main():
 
     results = {}
     for name, make, grid, knob in (
-            ("logistic regression", lambda c: LogisticRegression(C=c, max_iter=2000), C_GRID, "C"),
+            ("logistic regression", lambda c: LogisticRegression(C=c, max_iter=2000), c_grid, "C"),
             ("multinomial naive Bayes", lambda a: MultinomialNB(alpha=a), ALPHA_GRID, "alpha"),
             ("majority class", lambda _: DummyClassifier(strategy="most_frequent"), (None,), None)):
         model, value, val_scores, fit_s = tune(make, grid, data)

@@ -7,7 +7,8 @@ wall-clock budget (the best validation weights are kept), scores them on test.ts
 class) on the very same files. Make the data with `langid_data.py` first; the baselines need
 scikit-learn (pip install -e ".[bench]").
 
-    python benchmarks/langid_rnn.py data/langid [--budget 600] [--json FILE] [-- rnnkit train options]
+    python benchmarks/langid_rnn.py data/langid [--budget 600] [--json FILE] [--c-grid 3,10,30]
+                                    [-- rnnkit train options]
 """
 
 import argparse
@@ -37,6 +38,7 @@ def main():
     ap.add_argument("data_dir", type=Path, help="directory with train.tsv, val.tsv and test.tsv (langid_data.py)")
     ap.add_argument("--budget", type=float, default=600.0, help="training seconds (default 600)")
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    ap.add_argument("--c-grid", metavar="C,C,...", help="the baseline's C values (default: langid_baseline.py's)")
     args = parse_with_train_args(ap)  # rnnkit train options after --
     options = train_options("classify", DEFAULTS, args.train_args)
     print(describe(), flush=True)
@@ -50,7 +52,8 @@ def main():
         steps = run.step
         baseline_json = Path(tmp) / "baseline.json"
         subprocess.run([sys.executable, str(Path(__file__).with_name("langid_baseline.py")), str(d),
-                        "--json", str(baseline_json)], check=True, stdout=subprocess.DEVNULL)
+                        "--json", str(baseline_json), *(["--c-grid", args.c_grid] if args.c_grid else [])],
+                       check=True, stdout=subprocess.DEVNULL)
         baseline = json.loads(baseline_json.read_text())
     report = {
         "rnnkit": {"options": {k: str(v) for k, v in options.items()}, "budget_s": args.budget, "steps": steps,
@@ -58,7 +61,7 @@ def main():
                    "test_accuracy": round(result["accuracy"], 4), "test_macro_f1": round(result["macro_f1"], 4),
                    "test_ece": round(result["ece"], 4),
                    "test_f1_by_class": {c: round(v["f1"], 4) for c, v in result["per_class"].items()}},
-        "baselines": {name: {k: m[k] for k in ("test_accuracy", "test_macro_f1") if k in m}
+        "baselines": {name: {k: m[k] for k in ("test_accuracy", "test_macro_f1", "C", "val_accuracy_by_C", "alpha") if k in m}
                       for name, m in baseline["models"].items()},
         "sizes": baseline["sizes"], "machine": describe()}
     lr = report["baselines"]["logistic regression"]["test_accuracy"]

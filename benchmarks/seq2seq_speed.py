@@ -6,7 +6,10 @@ its original form) trains one pair at a time: a GRU encoder, a GRU decoder with 
 stepping one token at a time with teacher forcing, a backward pass and an optimizer step per pair.
 The same loop is written here (`TutorialSeq2Seq`, 1 layer of H units, embedding E, AdamW), and run for
 `--seconds`; then `rnnkit train --task seq2seq` with the same cell, sizes and attention, batches of
-128, for the same time. Both report target tokens (the end symbol included) per second of training.
+128, for the same time, three ways: with input feeding (the decoder stepped a token at a time) in
+fp32; without it (the decoder in one fused call) in fp32; and without it at `--precision auto` (bf16
+on CPUs with native bf16, the default). Each reports target tokens (the end symbol included) per
+second of training.
 Data: the pairs file of g2p_data.py (grapheme to phoneme).
 
     python benchmarks/seq2seq_speed.py runs/cmudict.tsv [--seconds 60] [--json FILE]
@@ -86,19 +89,27 @@ def main():
     source_vocab, target_vocab = SideVocab.from_texts("char", train.sources), SideVocab.from_texts("word", train.targets)
     tutorial, pairs_done = tutorial_tokens_per_second(train, source_vocab, target_vocab, args.seconds)
     mean_tokens = float(np.mean([len(t.split()) + 1 for t in train.targets]))
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        run = rnnkit.train(args.data, out=Path(tmp) / "run", task="seq2seq", cell="gru", num_layers=1, hidden_size=H,
-                           embed_size=E, attention="additive", input_feeding=False, batch_size=128,
-                           budget=args.seconds, eval_every=0, sample_every=0, checkpoint_every=100000,
-                           progress=False)
-        wall = time.perf_counter() - t0
-    rnnkit_tps = run.step * 128 * mean_tokens / args.seconds  # training time only (the budget), not the setup
-    emit({"machine": describe(), "seconds": args.seconds, "hidden_size": H, "embed_size": E,
-          "tutorial": {"tokens_per_s": round(tutorial, 1), "pairs": pairs_done},
-          "rnnkit": {"tokens_per_s": round(rnnkit_tps, 1), "steps": run.step, "batch_size": 128,
-                     "wall_s_with_setup_and_final_validation": round(wall, 1)},
-          "speedup": round(rnnkit_tps / tutorial, 1)}, args.json)
+    report = {"machine": describe(), "seconds": args.seconds, "hidden_size": H, "embed_size": E,
+              "tutorial": {"tokens_per_s": round(tutorial, 1), "pairs": pairs_done}}
+    # rnnkit three ways: the decoder stepped token by token (input feeding makes each step need the
+    # last), in one fused call (no input feeding) in fp32, and the same with --precision auto (bf16
+    # autocast on a CPU that multiplies bf16 natively, fp32 elsewhere).
+    for name, feeding, precision in (("rnnkit_stepped_fp32", True, "fp32"), ("rnnkit_one_call_fp32", False, "fp32"),
+                                     ("rnnkit", False, "auto")):
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            run = rnnkit.train(args.data, out=Path(tmp) / "run", task="seq2seq", cell="gru", num_layers=1,
+                               hidden_size=H, embed_size=E, attention="additive", input_feeding=feeding,
+                               precision=precision, batch_size=128, budget=args.seconds, eval_every=0,
+                               sample_every=0, checkpoint_every=100000, progress=False)
+            wall = time.perf_counter() - t0
+        tps = run.step * 128 * mean_tokens / args.seconds  # training time only (the budget), not the setup
+        report[name] = {"tokens_per_s": round(tps, 1), "steps": run.step, "batch_size": 128,
+                        "input_feeding": feeding, "precision": precision,
+                        "wall_s_with_setup_and_final_validation": round(wall, 1),
+                        "speedup_over_tutorial": round(tps / tutorial, 1)}
+    report["speedup"] = report["rnnkit"]["speedup_over_tutorial"]
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ sides) for a wall-clock budget, then scores the test messages with greedy decodi
 - word by word: each English word replaced by its most frequent French translation among the training
   messages that are one word on both sides (case kept for a capitalised word), other words copied.
 
-    python benchmarks/translation.py runs/gettext-fr [--budget 600] [--beam 5] [--json FILE]
+    python benchmarks/translation.py runs/gettext-fr [--budget 600] [--beam 5] [--json FILE] [--keep DIR]
                                      [-- rnnkit train options]
 """
 
@@ -27,7 +27,7 @@ from rnnkit.data.pairs import read_pairs  # noqa: E402
 from rnnkit.tasks.seq2seq import sequence_metrics  # noqa: E402
 
 DEFAULTS = dict(cell="lstm", num_layers=2, hidden_size=256, embed_size=64, bidirectional=True, attention="general",
-                dropout=0.2, batch_size=64, source_tokens="char", target_tokens="char", eval_every=1000,
+                input_feeding=False, dropout=0.2, batch_size=64, source_tokens="char", target_tokens="char", eval_every=1000,
                 checkpoint_every=2000, sample_every=0)
 
 
@@ -60,6 +60,8 @@ def main():
     ap.add_argument("--budget", type=float, default=600.0, help="training seconds (default 600)")
     ap.add_argument("--beam", type=int, default=5, help="beam width for the beam-search row (default 5)")
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    ap.add_argument("--keep", type=Path, metavar="DIR", help="train into DIR and keep the run (default: a temporary "
+                    "directory, removed at the end); DIR must not exist")
     args = parse_with_train_args(ap)  # rnnkit train options after --
     options = train_options("seq2seq", DEFAULTS, args.train_args)
     print(describe(), flush=True)
@@ -75,7 +77,7 @@ def main():
         rows[name] = sequence_metrics(outputs, references, "char")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
-        run = rnnkit.train(d / "train.tsv", out=Path(tmp) / "run", task="seq2seq", val=str(d / "val.tsv"),
+        run = rnnkit.train(d / "train.tsv", out=args.keep or Path(tmp) / "run", task="seq2seq", val=str(d / "val.tsv"),
                            test=str(d / "test.tsv"), budget=args.budget, progress=False, **options)
         wall = time.time() - t0
         model = rnnkit.load(run.dir)

@@ -214,6 +214,8 @@ def _cmd_translate(args) -> int:
     from .data.corpus import normalize_newlines, read_text
     from .tasks import load
     model = load(args.run_dir, args.checkpoint)
+    if args.attention and model.config.attention == "none":
+        raise UsageError(f"{args.run_dir} has no attention (--attention none): there is no map to draw")
     sources = [args.text] if args.text is not None else \
         [line.strip() for line in normalize_newlines(read_text(args.input)).split("\n") if line.strip()]
     if args.unknown == "error":
@@ -230,11 +232,10 @@ def _cmd_translate(args) -> int:
         print("\n".join(rows))
     if args.attention:
         from pathlib import Path
-        from .inspect.attention import attention_maps, write_map
-        if model.config.attention == "none":
-            raise UsageError(f"{args.run_dir} has no attention (--attention none): there is no map to draw")
+        from .inspect.attention import attention_map_of, write_map
         page = Path(args.attention).with_suffix(".html")
-        write_map(attention_maps(model, [args.text], args.beam), args.attention, page, f"{args.text} -> {outputs[0][0][0]}")
+        best = outputs[0][0][0]  # the map of the output printed (the best of the beam, or the sample)
+        write_map([attention_map_of(model, args.text, best)], args.attention, page, f"{args.text} -> {best}")
         print(f"wrote {args.attention}, {page}", file=sys.stderr)
     return 0
 
@@ -266,7 +267,8 @@ def _cmd_inspect(args) -> int:
         return 0
     if hasattr(model, "translate"):  # an encoder-decoder: where its attention looks for each line
         from .inspect.attention import inspect_seq2seq
-        result = inspect_seq2seq(model, args.text, args.out, max_chars=args.max_chars, unknown=args.unknown)
+        result = inspect_seq2seq(model, args.text, args.out, max_chars=args.max_chars, unknown=args.unknown,
+                                 run_name=str(args.run_dir))
         for m in result["maps"][:20]:
             print(f"{m['source']}\t{m['output']}")
         print("wrote " + ", ".join(str(p) for p in result["written"]))

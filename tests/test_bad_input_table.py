@@ -59,6 +59,9 @@ def sandbox(tmp_path_factory, small_corpus, shakespeare_text):
     assert p.returncode == 0, p.stderr
     p = run_cli("train", "words.tsv", "--task", "generate", "--out", "gen", "--max-steps", "2", *TINY, cwd=box)
     assert p.returncode == 0, p.stderr
+    p = run_cli("train", "words.tsv", "--task", "seq2seq", "--attention", "none", "--out", "plain", "--max-steps", "2",
+                *TINY[:TINY.index("--seq-len")], *TINY[TINY.index("--seq-len") + 2:], cwd=box)
+    assert p.returncode == 0, p.stderr
     for name in ("truncated", "flipped", "badconfig", "pickled"):
         shutil.copytree(box / "run", box / name)
     weights = (box / "run" / "model.safetensors").read_bytes()

@@ -166,6 +166,23 @@ def test_a_seq2seq_run_resumes_exactly(tmp_path, reverse):
     assert_resumes_exactly(tmp_path, reverse, opts, 60, 40)  # more than one epoch
 
 
+def test_two_processes_equal_one_process_on_the_combined_batch(tmp_path, reverse):
+    """torchrun: each process's loss is its summed token loss over the mean token count of the
+    processes, so the averaged gradients are those of one process holding both halves of the batch
+    (the halves hold different numbers of target tokens)."""
+    from test_distributed import _weights, torchrun
+    opts = ["--task", "seq2seq", "--hidden-size", "16", "--embed-size", "8", "--num-layers", "1", "--max-steps", "6",
+            "--no-progress", "--eval-every", "0", "--lr-schedule", "constant", "--threads", "1", "--precision", "fp32",
+            "--bidirectional"]
+    one = run_cli("train", reverse, "--out", tmp_path / "one", "--batch-size", "8", *opts)
+    assert one.returncode == 0, one.stderr
+    two = torchrun("train", reverse, "--out", tmp_path / "two", "--batch-size", "4", *opts)
+    assert two.returncode == 0 and "2 processes" in two.stderr, two.stderr[-3000:]
+    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-6, msg=name)
+
+
 def test_translate_command(tmp_path, reverse_run):
     run = reverse_run.dir
     p = run_cli("translate", run, "abcd", "--beam", "3", "--nbest", "2", "--attention", tmp_path / "map.png")

@@ -103,15 +103,18 @@ the share of rows whose most-attended source token is at or after the row above'
 """
 
 
+def attention_map_of(model, source: str, output: str, references: list[str] | None = None) -> dict:
+    """The attention of `model` over `output` (teacher-forced) while it reads `source`, as a map."""
+    src_tokens, out_tokens, weights = model.attention_map(source, output)
+    return {"source": source, "output": output, "references": references,
+            "source_tokens": src_tokens, "output_tokens": out_tokens, "weights": weights}
+
+
 def attention_maps(model, sources: list[str], beam: int = 0, references: list[list[str]] | None = None) -> list[dict]:
     """Decode each source (greedy, or the best of a beam) and collect its attention over its output."""
     outputs = model.translate(sources, beam=beam)
-    maps = []
-    for i, (source, outs) in enumerate(zip(sources, outputs)):
-        src_tokens, out_tokens, weights = model.attention_map(source, outs[0][0])
-        maps.append({"source": source, "output": outs[0][0], "references": references[i] if references else None,
-                     "source_tokens": src_tokens, "output_tokens": out_tokens, "weights": weights})
-    return maps
+    return [attention_map_of(model, source, outs[0][0], references[i] if references else None)
+            for i, (source, outs) in enumerate(zip(sources, outputs))]
 
 
 def write_map(maps: list[dict], png_path, page_path, title: str) -> None:
@@ -121,7 +124,8 @@ def write_map(maps: list[dict], png_path, page_path, title: str) -> None:
     atomic_write_bytes(page_path, page.encode("utf-8"))
 
 
-def inspect_seq2seq(model, text_path, out, max_chars: int = 2000, beam: int = 0, unknown: str = "error") -> dict:
+def inspect_seq2seq(model, text_path, out, max_chars: int = 2000, beam: int = 0, unknown: str = "error",
+                    run_name: str = "this run") -> dict:
     """`rnnkit inspect` on a seq2seq run: every non-empty line of the file is a source (before a tab,
     if there is one; after it, the reference), read until `max_chars` characters in all. The page
     goes to `out`, the first map's PNG beside it (stem + "-attention.png"). Source tokens never seen in
@@ -129,7 +133,7 @@ def inspect_seq2seq(model, text_path, out, max_chars: int = 2000, beam: int = 0,
     from ..data.corpus import normalize_newlines, read_text
     from ..tasks.seq2seq import check_known
     if model.config.attention == "none":
-        raise UsageError("this run has no attention (--attention none): there is no map to draw")
+        raise UsageError(f"{run_name} has no attention (--attention none): there is no map to draw")
     sources, references, total = [], [], 0
     for line in normalize_newlines(read_text(text_path)).split("\n"):
         source, _, reference = line.partition("\t")

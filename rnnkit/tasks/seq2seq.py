@@ -95,6 +95,18 @@ def token_nats(model: Seq2Seq, sources: list[np.ndarray], targets: list[np.ndarr
     return total, count
 
 
+def tokens_per_process(real: torch.Tensor) -> torch.Tensor:
+    """The mean over processes of the real target tokens in this step's batch: dividing each process's
+    summed loss by it makes the gradients torchrun averages those of the mean over every token of the
+    global batch (processes hold different numbers of tokens; a mean per process would weigh each
+    process's batch alike instead)."""
+    count = real.sum().float()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(count)
+        count = count / torch.distributed.get_world_size()
+    return count
+
+
 class Task:
     name = NAME
     unit = "token"
@@ -128,8 +140,10 @@ class Task:
         tgt = tgt.to(device)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             logits, _ = net(src.to(device), src_len, tgt[:, :-1], sampling_ratio=self.model_cfg.sampling_ratio)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tgt[:, 1:].reshape(-1), ignore_index=PAD,
-                               label_smoothing=self.model_cfg.label_smoothing), None
+        targets = tgt[:, 1:].reshape(-1)
+        total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets, ignore_index=PAD,
+                                label_smoothing=self.model_cfg.label_smoothing, reduction="sum")
+        return total / tokens_per_process(targets != PAD), None
 
     def validate(self, model) -> float:
         total, count = token_nats(model, self.val_src, self.val_tgt)
