@@ -29,9 +29,9 @@ def plot_attention(source_tokens: list[str], output_tokens: list[str], weights: 
     T, S = weights.shape
     fig, ax = plt.subplots(figsize=(1.2 + 0.38 * S, 1.0 + 0.32 * T), dpi=110)
     ax.imshow(weights, cmap="Greys", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(S), [t if t != " " else "␣" for t in source_tokens],
-                  rotation=90 if max(map(len, source_tokens)) > 1 else 0)
-    ax.set_yticks(range(T), output_tokens)
+    shown = lambda tokens: [t if t != " " else "␣" for t in tokens]  # noqa: E731  (a space, visible)
+    ax.set_xticks(range(S), shown(source_tokens), rotation=90 if max(map(len, source_tokens)) > 1 else 0)
+    ax.set_yticks(range(T), shown(output_tokens))
     ax.set(xlabel="source", ylabel="output")
     fig.tight_layout()
     save_png(fig, path)
