@@ -17,7 +17,8 @@ The bridge: a unidirectional encoder's final state starts the decoder as it is (
 bidirectional one's two directions, side by side per layer, go through a linear layer (and tanh for
 h) to H. Deviation from Bahdanau: his score uses the previous decoder state and feeds c_t into the RNN;
 with input feeding (Luong) the attentional vector of step t - 1 enters step t, which carries the same
-information, and one decoder step stays one fused RNN call.
+information, and one decoder step stays one fused RNN call. Without input feeding, teacher forcing
+needs no step's output for the next, and the whole target goes through the decoder RNN in one call.
 
 Contract: `forward(source, source_lengths, target_in) -> (logits (B, T, V_t), attention (B, T, S))`,
 teacher forcing; the source is packed, so padding never enters the encoder's state, and attention
@@ -139,9 +140,8 @@ class Seq2Seq(nn.Module):
         shifted by one (and EOS), attention (B, T, S). Without input feeding (or attention) and without
         scheduled sampling, no step needs the one before it, so the decoder runs as one fused RNN call
         over the whole target and attends for every step in one batched product; otherwise it steps
-        as decoding does. With `sampling_ratio` > 0 (scheduled sampling,
-        Bengio et al. 2015), each step's input is instead the model's own previous guess with that
-        probability, per sequence."""
+        as decoding does. With `sampling_ratio` > 0 (scheduled sampling, Bengio et al. 2015), each
+        step's input is instead the model's own previous guess with that probability, per sequence."""
         memory, mask, state, keys = self.encode(source, source_lengths)
         B, T = target_in.shape
         if not self.feeds and sampling_ratio == 0:  # no step depends on the last one's output: one RNN call

@@ -122,8 +122,9 @@ class Task:
         self.val_pairs = val
         self.has_val = len(val) > 0
         self.mean_tokens = float(np.mean([len(t) + 1 for t in self.train_tgt]))
-        # --precision auto: bf16 where the decoder runs over the whole target in one fused call (1.3x
-        # a step at batch 128 on Zen 4, and 0.27 against 0.30 nats/phoneme after 4 minutes on CMUdict);
+        # --precision auto: bf16 where the decoder runs over the whole target in one fused call (1.6x
+        # the tokens per second of fp32 in benchmarks/seq2seq_speed.py on Zen 4, and 0.27 against 0.30
+        # nats/phoneme after 4 minutes on CMUdict);
         # a decoder stepped token by token (input feeding, scheduled sampling) ran slower in bf16 than
         # in fp32, the casts costing more than the arithmetic saves at one small step.
         self.cpu_bf16 = not model.feeds and model_cfg.sampling_ratio == 0
