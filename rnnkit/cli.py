@@ -257,7 +257,11 @@ def _cmd_inspect(args) -> int:
     units = 0 if args.units.strip().lower() == "all" else _int_option("units", args.units)
     if units < 0:
         raise RnnkitError(f"--units must be a number >= 0 or 'all', got {args.units}")
+    if args.beam < 0:
+        raise RnnkitError(f"--beam must be >= 0, got {args.beam}")
     model = load(args.run_dir, args.checkpoint)
+    if args.beam and not hasattr(model, "translate"):
+        raise UsageError(f"--beam is for seq2seq runs; {args.run_dir} is not one")
     if hasattr(model, "predict"):  # a classifier: its prediction as it reads each line
         from .inspect.reading import inspect_classifier
         result = inspect_classifier(model, args.text, args.out, max_chars=args.max_chars)
@@ -267,8 +271,8 @@ def _cmd_inspect(args) -> int:
         return 0
     if hasattr(model, "translate"):  # an encoder-decoder: where its attention looks for each line
         from .inspect.attention import inspect_seq2seq
-        result = inspect_seq2seq(model, args.text, args.out, max_chars=args.max_chars, unknown=args.unknown,
-                                 run_name=str(args.run_dir))
+        result = inspect_seq2seq(model, args.text, args.out, max_chars=args.max_chars, beam=args.beam,
+                                 unknown=args.unknown, run_name=str(args.run_dir))
         for m in result["maps"][:20]:
             print(f"{m['source']}\t{m['output']}")
         print("wrote " + ", ".join(str(p) for p in result["written"]))
@@ -593,6 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_support(p)
     p.add_argument("--npz", metavar="FILE", help="also save every activation to FILE (.npz)")
     p.add_argument("--lstmvis", metavar="DIR", help="also export the states to DIR in LSTMVis's format")
+    p.add_argument("--beam", type=int, default=0, metavar="K", help="seq2seq runs: map the best output of a beam "
+                   "search of width K (default: 0, greedy decoding)")
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("cells", help="find cells that track features of the text",

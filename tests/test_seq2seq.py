@@ -219,6 +219,9 @@ def test_inspect_draws_attention_for_each_line(tmp_path, reverse_run):
     page = (tmp_path / "att.html").read_text()
     assert page.count("<table>") == 3 and page.count("matches the reference") == 1 and "differs from" in page
     assert (tmp_path / "att-attention.png").read_bytes()[:4] == b"\x89PNG" and "http" not in page
+    p = run_cli("inspect", reverse_run.dir, "--text", tmp_path / "src.tsv", "--out", tmp_path / "beam.html",
+                "--beam", "3")
+    assert p.returncode == 0 and p.stdout.splitlines()[0] == "abcd\td c b a", p.stderr
     _chromium_or_skip()
     dom, errors = open_page(tmp_path / "att.html")
     assert not errors and dom.count("<table>") == 3 and "monotone" in dom
