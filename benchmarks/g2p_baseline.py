@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from functools import lru_cache
 
 WINDOWS = [(3, 3), (2, 3), (3, 2), (2, 2), (1, 2), (2, 1), (1, 1), (0, 1), (1, 0), (0, 0)]
 MAX_CHUNK = 2
@@ -68,7 +69,7 @@ def train_aligner(pairs: list[tuple[str, list[str]]], iterations: int = 3) -> li
             return math.log(0.1)
         return sum(math.log((co[letter].get(p, 0) + 1) / (totals[letter] + 1)) for p in chunk) + (len(chunk) - 1) * math.log(0.1)
 
-    score = first
+    score = lru_cache(maxsize=None)(first)  # the dynamic programme asks for the same few (letter, chunk) pairs
     for _ in range(iterations):
         alignments = [align(w, p, score) for w, p in pairs]
         counts = defaultdict(Counter)
@@ -77,7 +78,8 @@ def train_aligner(pairs: list[tuple[str, list[str]]], iterations: int = 3) -> li
                 for letter, chunk in zip(word, chunks):
                     counts[letter][chunk] += 1
         totals = Counter({letter: sum(c.values()) for letter, c in counts.items()})
-        score = lambda letter, chunk, counts=counts, totals=totals: _chunk_logp(counts, totals, letter, chunk)  # noqa: E731
+        score = lru_cache(maxsize=None)(lambda letter, chunk, counts=counts, totals=totals:
+                                        _chunk_logp(counts, totals, letter, chunk))
     return alignments
 
 
