@@ -94,6 +94,9 @@ class ClassifierConfig(ModelConfig):
     pooling: str = _opt("last", "classify: how the outputs over time become one vector: last (the final "
                         "state, of each direction), mean, max or attention (a learned weighted mean)",
                         ("last", "mean", "max", "attention"))
+    ngram_buckets: int = _opt(0, "classify: rows of a hashed embedding of the character n-grams ending at each "
+                              "step (orders 2 to --ngram-order), added to the character's embedding; 0: off")
+    ngram_order: int = _opt(4, "classify: the longest n-gram embedded with --ngram-buckets")
     num_classes: int = _opt(0, "number of classes; set from the data", cli=False)
     num_features: int = _opt(0, "values per step of a sequence of vectors (0: the inputs are characters); set from "
                              "the data", cli=False)
@@ -102,6 +105,10 @@ class ClassifierConfig(ModelConfig):
         super().__post_init__()
         if self.num_classes < 0 or self.num_features < 0:
             raise ConfigError(f"num_classes and num_features must be >= 0, got {self.num_classes}, {self.num_features}")
+        if self.ngram_buckets < 0:
+            raise ConfigError(f"--ngram-buckets must be >= 0, got {self.ngram_buckets}")
+        if not 2 <= self.ngram_order <= 6:
+            raise ConfigError(f"--ngram-order must be between 2 and 6, got {self.ngram_order}")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from rnnkit.data.examples import ExampleBatches, read_examples
 from rnnkit.errors import ConfigError, DataError, UsageError
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.classifier import classification_metrics as metrics
+from rnnkit.models.classifier import ngram_ids
 
 from conftest import assert_resumes_exactly, run_cli
 
@@ -54,11 +55,12 @@ def test_bad_rows_are_named(tmp_path, content, message):
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
-@pytest.mark.parametrize("cell, bidirectional", [("lstm", True), ("gru", False), ("rnn", True)])
-def test_padding_never_changes_a_classification(pooling, cell, bidirectional):
+@pytest.mark.parametrize("cell, bidirectional, ngram_buckets", [("lstm", True, 0), ("gru", False, 0), ("rnn", True, 0),
+                                                               ("gru", True, 97)])
+def test_padding_never_changes_a_classification(pooling, cell, bidirectional, ngram_buckets):
     torch.manual_seed(0)
     cfg = ClassifierConfig(cell=cell, num_layers=2, hidden_size=12, embed_size=8, vocab_size=20, num_classes=3,
-                           bidirectional=bidirectional, pooling=pooling)
+                           bidirectional=bidirectional, pooling=pooling, ngram_buckets=ngram_buckets)
     model = SequenceClassifier(cfg).eval()
     seqs = [torch.randint(0, 20, (n,)) for n in (3, 9, 1, 6)]
     alone = torch.cat([model(s[None])[0] for s in seqs])  # (4, C), each sequence on its own
@@ -68,6 +70,27 @@ def test_padding_never_changes_a_classification(pooling, cell, bidirectional):
         padded[i, len(s):] = 7  # garbage in the padding must not matter
     batched, _ = model(padded, torch.tensor([len(s) for s in seqs]))
     assert torch.allclose(alone, batched, atol=1e-6)
+
+
+@pytest.mark.parametrize("vocab_size", [5, 300_000])  # a word vocabulary must not overflow the codes
+def test_ngram_ids_name_each_ngram_once(vocab_size):
+    """The hashed ids against the n-grams spelled out: equal n-grams (with the start marked) get equal
+    rows wherever they stand, and with a table much larger than the n-grams distinct ones rarely meet."""
+    rng = np.random.default_rng(0)
+    order, buckets = 4, 1_000_003
+    tokens = torch.from_numpy(rng.integers(0, 5, (40, 12)) + vocab_size - 5)
+    ids = ngram_ids(tokens, vocab_size, order, buckets)  # (B, T, order - 1)
+    assert ids.shape == (40, 12, order - 1) and int(ids.min()) >= 0 and int(ids.max()) < buckets
+    row_of = {}
+    for b in range(40):
+        seq = ["^"] * (order - 1) + tokens[b].tolist()
+        for t in range(12):
+            for k, n in enumerate(range(2, order + 1)):
+                gram = tuple(seq[order - 1 + t - n + 1:order + t])
+                row_of.setdefault(gram, set()).add(int(ids[b, t, k]))
+    assert all(len(rows) == 1 for rows in row_of.values())  # the same n-gram, the same row
+    distinct = {next(iter(rows)) for rows in row_of.values()}
+    assert len(distinct) >= 0.99 * len(row_of)  # few collisions
 
 
 def test_bidirectional_packed_equals_unpacked_on_equal_lengths():

@@ -1,8 +1,8 @@
 """Many-to-one: a recurrent classifier, sequence -> one class (Karpathy's "sequence input, one output";
 the PyTorch tutorial "classifying names with a character-level RNN", batched and packed).
 
-    embedding (V -> E) -> RNN/LSTM/GRU stack (H units, optionally both directions)
-                       -> pooling over time (last / mean / max / attention) -> dropout -> linear (-> C)
+    embedding (V -> E) [+ hashed n-gram embeddings] -> RNN/LSTM/GRU stack (H units, optionally both
+                       directions) -> pooling over time (last / mean / max / attention) -> dropout -> linear (-> C)
 
 The contract is the language model's: `forward(tokens, lengths=None, state=None) -> (logits, state)`,
 tokens (B, T) int64, lengths (B,) the true length of each row (None: all T), logits (B, C), state the
@@ -12,6 +12,12 @@ sequence exactly as it would alone (tests/test_classify.py checks it). "last" po
 direction's final state, i.e. the forward pass after the last real token and the backward pass after
 reading back to the first; attention pooling is Bahdanau-style additive scoring of every output,
 softmax over the real positions only (Yang et al. 2016 use it for document classification).
+
+Optional n-gram embeddings (`ngram_buckets`): each step's input also adds the embeddings of the
+character n-grams ending at that step (orders 2 to `ngram_order`, the word's start as a boundary
+symbol), hashed into one table, as fastText represents words by their character n-grams (Bojanowski
+et al. 2017). The recurrence then starts from the same evidence a bag-of-n-grams classifier has and
+spends its capacity on what that bag cannot see: order, position and the word as a whole.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ class SequenceClassifier(nn.Module):
         # image read one row at a time) is projected to the same E dimensions instead.
         self.embed = (nn.Linear(config.num_features, config.embed_size) if config.num_features
                       else nn.Embedding(config.vocab_size, config.embed_size))
+        if config.ngram_buckets and config.num_features:
+            raise ValueError("n-gram embeddings (--ngram-buckets) need token inputs, not sequences of vectors")
+        self.ngrams = nn.Embedding(config.ngram_buckets, config.embed_size) if config.ngram_buckets else None
         self.rnn = family.make_fused(config.embed_size, config, bidirectional=config.bidirectional)
         family.init_weights(self.rnn, config)
         D = 2 if config.bidirectional else 1
@@ -59,6 +68,9 @@ class SequenceClassifier(nn.Module):
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64)
         x = self.embed(tokens)  # (B, T, E)
+        if self.ngrams is not None:
+            x = x + self.ngrams(ngram_ids(tokens, self.config.vocab_size, self.config.ngram_order,
+                                          self.config.ngram_buckets)).sum(dim=2)  # (B, T, n-1, E) -> (B, T, E)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         if state is not None and len(state) == 1:
             state = state[0]
@@ -130,6 +142,28 @@ class SequenceClassifier(nn.Module):
         top = probs.topk(min(top_k, probs.shape[1]), dim=-1)
         return [[(self.classes[j], float(p)) for p, j in zip(ps.tolist(), js.tolist())]
                 for ps, js in zip(top.values, top.indices)]
+
+
+# A rolling hash keeps n-gram codes below 2^31 whatever the vocabulary size; the final multiply (Knuth's
+# multiplicative constant) spreads neighbouring codes over the table. Both stay inside int64.
+_MODULUS = 2_147_483_647
+_MIX = 2_654_435_761
+
+
+def ngram_ids(tokens: torch.Tensor, vocab_size: int, order: int, buckets: int) -> torch.Tensor:
+    """tokens (B, T) -> (B, T, order - 1) table rows of the 2..order-grams ending at each step. Steps
+    before the start read as a boundary symbol (id vocab_size), so "^ab" and "ab" in mid-word differ.
+    Only steps at or before t are read: padding after a sequence never changes its n-grams."""
+    B, T = tokens.shape
+    start = torch.full((B, order - 1), vocab_size, dtype=torch.int64, device=tokens.device)
+    padded = torch.cat([start, tokens.long()], dim=1)  # (B, order - 1 + T)
+    code = padded[:, order - 1:] + 1  # the unigram at each step, (B, T)
+    rows = []
+    for n in range(2, order + 1):
+        previous = padded[:, order - n:order - n + T] + 1  # the token n - 1 steps back
+        code = (code * (vocab_size + 2) + previous) % _MODULUS
+        rows.append((code * _MIX + n) % buckets)
+    return torch.stack(rows, dim=-1)  # (B, T, order - 1)
 
 
 def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str], bins: int = 15) -> dict:
