@@ -8,6 +8,10 @@ train+val, as a neural model that selects on val would be), then scored once on 
 and macro-F1. Needs scikit-learn (pip install -e ".[bench]").
 
     python benchmarks/langid_baseline.py runs/langid [--json benchmarks/results/langid-baseline.json] [--c-grid 1,3,10]
+                                         [--save-probs FILE.npz]
+
+--save-probs keeps the chosen logistic regression's class probabilities on val.tsv and test.tsv (arrays
+`classes`, `val`, `test`; no pickle), for langid_rnn.py to set beside its own.
 """
 
 import argparse
@@ -58,6 +62,8 @@ def main():
     ap.add_argument("--c-grid", default=",".join(f"{c:g}" for c in C_GRID), metavar="C,C,...",
                     help="logistic regression's C values to try on val.tsv (default: %(default)s; each fit takes "
                     "minutes on the larger data sets)")
+    ap.add_argument("--save-probs", type=Path, metavar="FILE.npz",
+                    help="write the logistic regression's class probabilities on val and test to this file")
     args = ap.parse_args()
     c_grid = tuple(float(c) for c in args.c_grid.split(","))
     try:
@@ -88,6 +94,10 @@ def main():
             **({knob: value, f"val_accuracy_by_{knob}": val_scores} if knob else {}),
             "val_accuracy": val_scores[value], "test_accuracy": round(accuracy_score(y_test, predicted), 4),
             "test_macro_f1": round(f1_score(y_test, predicted, average="macro"), 4), "fit_seconds": round(fit_s, 2)}
+        if name == "logistic regression" and args.save_probs:
+            import numpy as np
+            np.savez(args.save_probs, classes=np.array(model.classes_, dtype=str),
+                     val=model.predict_proba(data["val"][0]), test=model.predict_proba(X_test))
         if knob:  # per-language F1 shows which languages get confused (Danish and Norwegian, mostly)
             results[name]["test_f1_by_class"] = dict(zip(model.classes_, f1_score(
                 y_test, predicted, labels=model.classes_, average=None).round(4).tolist()))

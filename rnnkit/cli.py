@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import __version__
 from .config import (DEFAULT_UNITS, MIN_STRETCHES, MIN_SUPPORT, TASK_CONFIGS, DataConfig, SampleConfig, TrainConfig,
@@ -231,7 +232,6 @@ def _cmd_translate(args) -> int:
     else:
         print("\n".join(rows))
     if args.attention:
-        from pathlib import Path
         from .inspect.attention import attention_map_of, write_map
         page = Path(args.attention).with_suffix(".html")
         best = outputs[0][0][0]  # the map of the output printed (the best of the beam, or the sample)
@@ -246,6 +246,22 @@ def _cmd_prepare(args) -> int:
     a, b = corpus.bounds
     print(f"{len(corpus.tokens):,} tokens ({corpus.tokens.dtype}), vocabulary {len(corpus.vocab)} "
           f"({corpus.vocab.kind}), train/val/test {a:,}/{b - a:,}/{len(corpus.tokens) - b:,} -> {corpus.directory}")
+    return 0
+
+
+def _cmd_data(args) -> int:
+    from .data.clips import write_clips
+    _check_positive(num=args.num)
+    if args.frames < 3 or args.size < 12:
+        raise RnnkitError(f"clips need --frames >= 3 and --size >= 12, got {args.frames} and {args.size}")
+    out = Path(args.out)
+    present = [n for n in ("train.npz", "val.npz", "test.npz", "meta.json") if (out / n).exists()]
+    if present and not args.force:
+        raise RnnkitError(f"{out} already holds {', '.join(present)}; pass --force to overwrite it")
+    meta = write_clips(out, args.num, args.seed, args.frames, args.size)
+    sizes = meta["sizes"]
+    print(f"{args.num:,} clips of {args.frames} frames, {args.size} x {args.size} pixels, {len(meta['classes'])} "
+          f"motions: train/val/test {sizes['train']:,}/{sizes['val']:,}/{sizes['test']:,} -> {out}")
     return 0
 
 
@@ -558,6 +574,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_unknown(p, "the sources")
     _add_checkpoint(p)
     p.set_defaults(func=_cmd_translate)
+
+    p = sub.add_parser("data", help="generate a data set: moving-shapes video clips", description=(
+        "Write a synthetic data set that needs nothing from outside, deterministic by --seed. clips: grey video "
+        "clips of a shape moving one of eight ways (right, left, down, up, clockwise, anticlockwise, grow, "
+        "shrink), with a still distractor and noise; each class's reverse is another class, so only the order "
+        "of the frames tells them apart. Written as train.npz, val.npz and test.npz (80/10/10) for rnnkit train "
+        "--task classify, and meta.json."))
+    p.add_argument("kind", choices=("clips",), help="what to generate: clips (moving shapes)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write the files in")
+    p.add_argument("--num", type=int, default=5000, help="number of clips, all splits together (default: 5000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default: 0)")
+    p.add_argument("--frames", type=int, default=8, help="frames per clip (default: 8)")
+    p.add_argument("--size", type=int, default=32, help="frame width and height in pixels (default: 32)")
+    p.add_argument("--force", action="store_true", help="overwrite the files of an earlier data set in DIR")
+    p.set_defaults(func=_cmd_data)
 
     p = sub.add_parser("prepare", help="encode text into a token file ahead of training", description=(
         "Build the vocabulary and token file for DATA (cached, so training reuses it)."))

@@ -42,7 +42,8 @@ DEFAULT_UNITS = 32
 
 @dataclass
 class ModelConfig:
-    cell: str = _opt("lstm", "recurrent cell: rnn (Elman), lstm or gru", CELLS)
+    cell: str = _opt("lstm", "recurrent cell: rnn (Elman), lstm or gru; classify also takes none (no recurrence: "
+                     "the inputs pooled as they are, the order-blind baseline)", CELLS + ("none",))
     num_layers: int = _opt(2, "number of stacked recurrent layers")
     hidden_size: int = _opt(256, "units in each recurrent layer (H)")
     embed_size: int = _opt(64, "size of the learned character embedding (E)")
@@ -52,8 +53,12 @@ class ModelConfig:
                               "which trained better in our 140 s benchmark)", kind=float)
     vocab_size: int = _opt(0, "number of symbols; set from the data", cli=False)
 
+    recurrent_only = True  # (a class attribute, not a field) whether --cell none is refused
+
     def __post_init__(self):
         _check_choices(self)
+        if self.cell == "none" and self.recurrent_only:
+            raise ConfigError("--cell none (no recurrence) is for classifiers only (--task classify)")
         for name in ("num_layers", "hidden_size", "embed_size"):
             _check_positive(name, getattr(self, name))
         if self.vocab_size < 0:
@@ -97,14 +102,28 @@ class ClassifierConfig(ModelConfig):
     ngram_buckets: int = _opt(0, "classify: rows of a hashed embedding of the character n-grams ending at each "
                               "step (orders 2 to --ngram-order), added to the character's embedding; 0: off")
     ngram_order: int = _opt(4, "classify: the longest n-gram embedded with --ngram-buckets")
+    input_dropout: float = _opt(0.0, "classify: dropout on each step's input embedding (character and n-grams), "
+                                "in [0, 1)")
     num_classes: int = _opt(0, "number of classes; set from the data", cli=False)
     num_features: int = _opt(0, "values per step of a sequence of vectors (0: the inputs are characters); set from "
                              "the data", cli=False)
+    frame_shape: list = _opt([], "height, width and channels of each step's frame when the steps are images (a "
+                             "video clip; read by a small CNN); set from the data", cli=False)
+
+    recurrent_only = False
 
     def __post_init__(self):
         super().__post_init__()
         if self.num_classes < 0 or self.num_features < 0:
             raise ConfigError(f"num_classes and num_features must be >= 0, got {self.num_classes}, {self.num_features}")
+        if not 0.0 <= self.input_dropout < 1.0:
+            raise ConfigError(f"--input-dropout must be in [0, 1), got {self.input_dropout}")
+        if self.cell == "none" and self.pooling == "last":
+            raise ConfigError("--cell none has no final state to classify from: give --pooling mean, max or attention")
+        if self.frame_shape and (len(self.frame_shape) != 3 or
+                                 math.prod(self.frame_shape) != self.num_features or min(self.frame_shape) < 1):
+            raise ConfigError(f"frame_shape must be (height, width, channels) of num_features values; got "
+                              f"{self.frame_shape} for {self.num_features}")
         if self.ngram_buckets < 0:
             raise ConfigError(f"--ngram-buckets must be >= 0, got {self.ngram_buckets}")
         if not 2 <= self.ngram_order <= 6:

@@ -53,6 +53,8 @@ def sandbox(tmp_path_factory, small_corpus, shakespeare_text):
                                            if len(w) > 2))
     (box / "notext").mkdir()
     (box / "notext" / "notes.md").write_text("not matched by the default --glob\n")
+    (box / "clips").mkdir()
+    (box / "clips" / "train.npz").write_bytes(b"an earlier data set")
     (box / "notarun").mkdir()
     (box / "notarun" / "thesis.tex").write_text("precious\n")
     p = run_cli("train", "text.txt", "--out", "run", "--max-steps", "5", "--sample-length", "0", *TINY, cwd=box)

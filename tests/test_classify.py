@@ -55,12 +55,12 @@ def test_bad_rows_are_named(tmp_path, content, message):
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
-@pytest.mark.parametrize("cell, bidirectional, ngram_buckets", [("lstm", True, 0), ("gru", False, 0), ("rnn", True, 0),
-                                                               ("gru", True, 97)])
-def test_padding_never_changes_a_classification(pooling, cell, bidirectional, ngram_buckets):
+@pytest.mark.parametrize("cell, bidirectional, extra", [("lstm", True, {}), ("gru", False, {}), ("rnn", True, {}),
+                                                       ("gru", True, dict(ngram_buckets=97, input_dropout=0.5))])
+def test_padding_never_changes_a_classification(pooling, cell, bidirectional, extra):
     torch.manual_seed(0)
     cfg = ClassifierConfig(cell=cell, num_layers=2, hidden_size=12, embed_size=8, vocab_size=20, num_classes=3,
-                           bidirectional=bidirectional, pooling=pooling, ngram_buckets=ngram_buckets)
+                           bidirectional=bidirectional, pooling=pooling, **extra)
     model = SequenceClassifier(cfg).eval()
     seqs = [torch.randint(0, 20, (n,)) for n in (3, 9, 1, 6)]
     alone = torch.cat([model(s[None])[0] for s in seqs])  # (4, C), each sequence on its own

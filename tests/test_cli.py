@@ -96,7 +96,7 @@ assert not heavy, heavy[:5]
 
 
 def test_help_explains_every_flag():
-    for command in ("train", "sample", "eval", "prepare", "predict", "translate", "inspect"):
+    for command in ("train", "sample", "eval", "prepare", "predict", "translate", "inspect", "data"):
         p = run_cli(command, "--help")
         assert p.returncode == 0
         flags = [w for w in p.stdout.split() if w.startswith("--")]
@@ -104,7 +104,7 @@ def test_help_explains_every_flag():
     p = run_cli("train", "--help")
     for flag in ("--cell", "--budget", "--resume", "--init-from", "--byte-level", "--split", "--grad-clip",
                  "--lr-schedule", "--backend", "--force", "--task", "--pooling", "--condition", "--attention",
-                 "--time-column", "--target-tokens", "--tokens"):
+                 "--time-column", "--target-tokens", "--tokens", "--ngram-buckets", "--input-dropout"):
         assert flag in p.stdout
 
 

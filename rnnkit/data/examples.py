@@ -8,7 +8,8 @@ Formats (`ExamplesConfig.format`, "auto" decides by the extension; a directory i
 - lines (.txt): one unlabelled example per line (names.txt), for an unconditional generator; the
   label of each is "";
 - npz: sequences of vectors instead of text, arrays x (N, T, F), y (N,) and optionally lengths (N,)
-  (an image read one row per step is a sequence of its rows);
+  (an image read one row per step is a sequence of its rows); or sequences of frames, x (N, T, H, W)
+  grey or (N, T, H, W, C) with channels last (a video clip; uint8 pixels are read as value / 255);
 - vectors (.csv with an "id,label,..." header): the same as CSV, one row per step: an example's id,
   its label and the step's F values; the rows of one example are consecutive, in order.
 
@@ -109,19 +110,24 @@ def _format_of(path: Path, fmt: str) -> str:
 
 
 def _vectors(path: Path) -> tuple[list[np.ndarray], list[str]]:
-    """Sequences of vectors from an .npz file: x (N, T, F) numbers, y (N,) labels, and optionally
-    lengths (N,) (each example's first lengths[i] steps; all T without it). Loaded without pickle."""
+    """Sequences of vectors from an .npz file: x (N, T, F) numbers (or frames, (N, T, H, W[, C]),
+    returned as (T, H, W, C) arrays), y (N,) labels, and optionally lengths (N,) (each example's first
+    lengths[i] steps; all T without it). Loaded without pickle."""
     try:
         with np.load(path, allow_pickle=False) as f:
             lacking = [k for k in ("x", "y") if k not in f.files]
             if lacking:
                 raise DataError(f"{path} needs arrays x (N, T, F) and y (N,); it lacks {', '.join(map(repr, lacking))}")
-            x, y = np.asarray(f["x"], dtype=np.float32), np.asarray(f["y"])
-            lengths = np.asarray(f["lengths"]) if "lengths" in f.files else np.full(len(x), x.shape[1] if x.ndim == 3 else 0)
+            x, y = np.asarray(f["x"]), np.asarray(f["y"])
+            x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x.astype(np.float32)  # pixels -> [0, 1]
+            lengths = np.asarray(f["lengths"]) if "lengths" in f.files else np.full(len(x), x.shape[1] if x.ndim >= 3 else 0)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path} is not a readable .npz of numbers: {str(exc).splitlines()[0][:100]}") from None
-    if x.ndim != 3 or y.shape != (len(x),) or lengths.shape != (len(x),):
-        raise DataError(f"{path}: x must be (N, T, F) and y, lengths (N,); got x {x.shape}, y {y.shape}")
+    if x.ndim not in (3, 4, 5) or y.shape != (len(x),) or lengths.shape != (len(x),):
+        raise DataError(f"{path}: x must be (N, T, F) vectors or (N, T, H, W[, C]) frames and y, lengths (N,); got x "
+                        f"{x.shape}, y {y.shape}")
+    if x.ndim == 4:  # grey frames get their one channel
+        x = x[..., None]
     if not np.isfinite(x).all():
         raise DataError(f"{path}: x holds NaN or infinite values (example {int(np.argwhere(~np.isfinite(x))[0, 0])})")
     if (lengths < 1).any() or (lengths > x.shape[1]).any():
@@ -235,9 +241,10 @@ def encode(examples: Examples, vocab: Vocab, classes: list[str]) -> tuple[list[n
 
 def pad(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Token sequences -> (tokens (B, T) int64 padded with 0, lengths (B,) int64), or sequences of
-    vectors (T_i, F) -> (values (B, T, F) float32 padded with zeros, lengths); empty ones count 1."""
+    vectors (T_i, F) or frames (T_i, H, W, C) -> (values (B, T, ...) float32 padded with zeros,
+    lengths); empty ones count 1."""
     lengths = np.array([max(len(s), 1) for s in seqs])
-    vectors = seqs[0].ndim == 2
+    vectors = seqs[0].ndim >= 2
     out = np.zeros((len(seqs), lengths.max(), *seqs[0].shape[1:]), dtype=np.float32 if vectors else np.int64)
     for i, s in enumerate(seqs):
         out[i, :len(s)] = s

@@ -4,6 +4,10 @@ the PyTorch tutorial "classifying names with a character-level RNN", batched and
     embedding (V -> E) [+ hashed n-gram embeddings] -> RNN/LSTM/GRU stack (H units, optionally both
                        directions) -> pooling over time (last / mean / max / attention) -> dropout -> linear (-> C)
 
+Sequences of vectors are projected to E instead of embedded, and sequences of frames (video clips)
+read by a small CNN per frame (`FrameEncoder`). `cell="none"` leaves the recurrence out and pools
+the inputs themselves: averaging frame features, the baseline a recurrent video model must beat.
+
 The contract is the language model's: `forward(tokens, lengths=None, state=None) -> (logits, state)`,
 tokens (B, T) int64, lengths (B,) the true length of each row (None: all T), logits (B, C), state the
 final (h,) or (h, c), each (L x directions, B, H), as nn.LSTM returns it. Rows are packed
@@ -44,26 +48,35 @@ class SequenceClassifier(nn.Module):
             raise ValueError("ClassifierConfig.vocab_size or num_features (>= 1) and num_classes (>= 2) must be set "
                              "from the data")
         self.config, self.vocab, self.classes = config, vocab, classes
-        family = FAMILIES[config.cell]
         # Characters are looked up in an embedding table; a sequence of vectors (F values a step, e.g. an
-        # image read one row at a time) is projected to the same E dimensions instead.
-        self.embed = (nn.Linear(config.num_features, config.embed_size) if config.num_features
-                      else nn.Embedding(config.vocab_size, config.embed_size))
+        # image read one row at a time) is projected to the same E dimensions instead, and a sequence of
+        # frames (a video clip) is read frame by frame by a small CNN.
+        if config.frame_shape:
+            self.embed = FrameEncoder(config.frame_shape, config.embed_size)
+        elif config.num_features:
+            self.embed = nn.Linear(config.num_features, config.embed_size)
+        else:
+            self.embed = nn.Embedding(config.vocab_size, config.embed_size)
         if config.ngram_buckets and config.num_features:
             raise ValueError("n-gram embeddings (--ngram-buckets) need token inputs, not sequences of vectors")
         self.ngrams = nn.Embedding(config.ngram_buckets, config.embed_size) if config.ngram_buckets else None
-        self.rnn = family.make_fused(config.embed_size, config, bidirectional=config.bidirectional)
-        family.init_weights(self.rnn, config)
-        D = 2 if config.bidirectional else 1
-        width = D * config.hidden_size  # (B, D x H) after pooling
+        if config.cell == "none":  # no recurrence: the inputs are pooled as they are (the order-blind baseline)
+            self.rnn, width = None, config.embed_size
+        else:
+            family = FAMILIES[config.cell]
+            self.rnn = family.make_fused(config.embed_size, config, bidirectional=config.bidirectional)
+            family.init_weights(self.rnn, config)
+            width = (2 if config.bidirectional else 1) * config.hidden_size  # (B, D x H) after pooling
         if config.pooling == "attention":
             self.score = nn.Sequential(nn.Linear(width, config.hidden_size), nn.Tanh(),
                                        nn.Linear(config.hidden_size, 1, bias=False))
         self.drop = nn.Dropout(config.dropout)
+        self.input_drop = nn.Dropout(config.input_dropout)
         self.head = nn.Linear(width, config.num_classes)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None, state=None):
-        """tokens (B, T) (or vectors (B, T, F)), lengths (B,) -> logits (B, C), final state (tuple of (L x D, B, H))."""
+        """tokens (B, T) (or vectors (B, T, F), or frames (B, T, H, W, C)), lengths (B,) -> logits (B, C),
+        final state (tuple of (L x D, B, H); empty for --cell none)."""
         B, T = tokens.shape[:2]
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64)
@@ -71,24 +84,27 @@ class SequenceClassifier(nn.Module):
         if self.ngrams is not None:
             x = x + self.ngrams(ngram_ids(tokens, self.config.vocab_size, self.config.ngram_order,
                                           self.config.ngram_buckets)).sum(dim=2)  # (B, T, n-1, E) -> (B, T, E)
+        x = self.input_drop(x)
+        if self.rnn is None:
+            return self.head(self.drop(self.pool(x, lengths))), ()
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         if state is not None and len(state) == 1:
             state = state[0]
         out, new = self.rnn(packed, state)
         new = tuple(new) if isinstance(new, tuple) else (new,)
-        pooled = self.pool(out, new[0], lengths)  # (B, D x H)
+        if self.config.pooling == "last":  # the top layer's final state of each direction
+            D = 2 if self.config.bidirectional else 1
+            pooled = torch.cat([new[0][-D + d] for d in range(D)], dim=-1)  # (B, D x H)
+        else:
+            pooled = self.pool(pad_packed_sequence(out, batch_first=True)[0], lengths)  # from (B, T', D x H)
         return self.head(self.drop(pooled)), new
 
-    def pool(self, packed_out, h_n: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        c = self.config
-        if c.pooling == "last":  # the top layer's final state of each direction
-            D = 2 if c.bidirectional else 1
-            return torch.cat([h_n[-D + d] for d in range(D)], dim=-1)  # (B, D x H)
-        out, _ = pad_packed_sequence(packed_out, batch_first=True)  # (B, T', D x H), zeros past each length
+    def pool(self, out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T', W) outputs (or inputs) -> (B, W), over each row's first `lengths` steps only."""
         mask = torch.arange(out.shape[1], device=out.device)[None] < lengths.to(out.device)[:, None]  # (B, T')
-        if c.pooling == "mean":
-            return out.sum(dim=1) / lengths.to(out.device)[:, None].to(out.dtype)
-        if c.pooling == "max":
+        if self.config.pooling == "mean":
+            return (out * mask[..., None]).sum(dim=1) / lengths.to(out.device)[:, None].to(out.dtype)
+        if self.config.pooling == "max":
             return out.masked_fill(~mask[..., None], float("-inf")).max(dim=1).values
         weights = self.score(out).squeeze(-1).masked_fill(~mask, float("-inf")).softmax(dim=1)  # (B, T')
         return (weights[..., None] * out).sum(dim=1)
@@ -142,6 +158,27 @@ class SequenceClassifier(nn.Module):
         top = probs.topk(min(top_k, probs.shape[1]), dim=-1)
         return [[(self.classes[j], float(p)) for p, j in zip(ps.tolist(), js.tolist())]
                 for ps, js in zip(top.values, top.indices)]
+
+
+class FrameEncoder(nn.Module):
+    """Each frame (H, W, C) of a clip -> E values: two 3x3 convolutions with ReLU, each followed by
+    2x2 max pooling, then a linear layer; the same weights for every frame (frames are read one at a
+    time, as a CNN reads an image, and the recurrence does the rest)."""
+
+    def __init__(self, shape, embed_size: int):
+        super().__init__()
+        H, W, C = shape
+        if min(H, W) < 4:
+            raise ValueError(f"frames must be at least 4 x 4 pixels for the frame encoder, got {H} x {W}")
+        self.conv = nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                  nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.proj = nn.Linear(32 * (H // 4) * (W // 4), embed_size)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (B, T, H, W, C) -> (B, T, E)."""
+        B, T = frames.shape[:2]
+        x = frames.reshape(B * T, *frames.shape[2:]).permute(0, 3, 1, 2)  # (B x T, C, H, W)
+        return self.proj(self.conv(x).flatten(1)).view(B, T, -1)
 
 
 # A rolling hash keeps n-gram codes below 2^31 whatever the vocabulary size; the final multiply (Knuth's

@@ -117,11 +117,18 @@ class Task:
 
     def describe(self) -> str:
         c = self.model_cfg
-        return (f"classify: {c.cell} {c.num_layers}x{c.hidden_size}{' bidirectional' if c.bidirectional else ''}, "
-                f"{c.pooling} pooling, {sum(p.numel() for p in self.model.parameters()):,} parameters, "
-                f"{len(self.classes)} classes, " + (f"vocabulary {len(self.vocab)} {self.vocab.kind}s" if self.vocab else
-                                                    f"{c.num_features} values a step")
-                + f", {len(self.train_seqs):,} training examples")
+        parts = ["no recurrence" if c.cell == "none" else
+                 f"{c.cell} {c.num_layers}x{c.hidden_size}{' bidirectional' if c.bidirectional else ''}"]
+        if c.ngram_buckets:
+            parts.append(f"{c.ngram_buckets:,} hashed 2-{c.ngram_order}-gram embeddings")
+        parts += [f"{c.pooling} pooling", f"{sum(p.numel() for p in self.model.parameters()):,} parameters",
+                  f"{len(self.classes)} classes"]
+        if self.vocab:
+            parts.append(f"vocabulary {len(self.vocab)} {self.vocab.kind}s")
+        else:
+            parts.append("frames of {} x {} x {}".format(*c.frame_shape) if c.frame_shape else
+                         f"{c.num_features} values a step")
+        return "classify: " + ", ".join(parts + [f"{len(self.train_seqs):,} training examples"])
 
 
 def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, resumed: RunConfig | None = None,
@@ -142,8 +149,9 @@ def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, r
             vocab = (WordVocab.from_texts(train.texts, data_cfg.min_count) if data_cfg.tokens == "word"
                      else Vocab("char", sorted(set("".join(train.texts)))))
             sizes = {"vocab_size": len(vocab)}
-        else:  # sequences of vectors (an .npz file)
-            vocab, sizes = None, {"num_features": int(train.texts[0].shape[1])}
+        else:  # sequences of vectors (T, F) or of frames (T, H, W, C) (an .npz file)
+            step = [int(n) for n in train.texts[0].shape[1:]]
+            vocab, sizes = None, {"num_features": int(np.prod(step)), "frame_shape": step if len(step) == 3 else []}
         model_cfg = build(ClassifierConfig, {**model_o, **sizes, "num_classes": len(classes)})
     torch.manual_seed(train_cfg.seed)  # the same seed gives the same initial weights
     model = SequenceClassifier(model_cfg, vocab=vocab, classes=classes).to(device)
