@@ -87,6 +87,7 @@ def test_data_command_and_a_clip_classifier(tmp_path):
     assert p.returncode == 0 and "240 clips of 4 frames" in p.stdout, p.stderr
     meta = json.loads((out / "meta.json").read_text())
     assert meta["sizes"] == {"train": 192, "val": 24, "test": 24} and meta["pairs"] == [list(q) for q in PAIRS]
+    assert (out / "preview.png").read_bytes()[:4] == b"\x89PNG"
     before = (out / "train.npz").read_bytes()
     p = run_cli("data", "clips", "--out", out, "--num", "10")
     assert p.returncode == 1 and "pass --force" in p.stderr and (out / "train.npz").read_bytes() == before

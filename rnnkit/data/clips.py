@@ -10,8 +10,9 @@ two of a pair apart (it is at best 50% right within a pair, 50% overall); only t
 construction. Deterministic by seed: the same seed gives the same clips, byte for byte.
 
 `write_clips(out, num, seed)` writes train.npz, val.npz and test.npz (80/10/10) in the format
-`rnnkit train` reads for a classifier: x (N, T, S, S) uint8 frames, y (N,) class names; and a
-meta.json describing them. `rnnkit data clips --out DIR` is its command.
+`rnnkit train` reads for a classifier: x (N, T, S, S) uint8 frames, y (N,) class names; a
+meta.json describing them; and preview.png, the first training clip of each class, one row of
+frames per class. `rnnkit data clips --out DIR` is its command.
 """
 
 from __future__ import annotations
@@ -98,4 +99,24 @@ def write_clips(out: str | Path, num: int, seed: int = 0, frames: int = 8, size:
             "format": "x (N, T, S, S) uint8 frames, y (N,) class names; the second class of each pair is the "
                       "first played backwards"}
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    preview(x[:cut[0]], y[:cut[0]]).save(out / "preview.png")
     return meta
+
+
+def preview(x: np.ndarray, y: np.ndarray, scale: int = 3):
+    """A PIL image: the first clip of each class, frames left to right, one row per class, named."""
+    from PIL import Image, ImageDraw
+    T, S = x.shape[1], x.shape[2]
+    label_w, gap = 96, 2
+    img = Image.new("L", (label_w + T * (S * scale + gap), len(MOTIONS) * (S * scale + gap)), 40)
+    draw = ImageDraw.Draw(img)
+    for row, name in enumerate(MOTIONS):
+        found = np.flatnonzero(y == name)
+        top = row * (S * scale + gap)
+        draw.text((4, top + S * scale // 2 - 5), name, fill=255)
+        if not len(found):
+            continue
+        for f in range(T):
+            frame = Image.fromarray(x[found[0], f]).resize((S * scale, S * scale), Image.NEAREST)
+            img.paste(frame, (label_w + f * (S * scale + gap), top))
+    return img
