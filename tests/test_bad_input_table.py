@@ -12,6 +12,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import run_cli
@@ -53,6 +54,9 @@ def sandbox(tmp_path_factory, small_corpus, shakespeare_text):
                                            if len(w) > 2))
     (box / "notext").mkdir()
     (box / "notext" / "notes.md").write_text("not matched by the default --glob\n")
+    rng = np.random.default_rng(0)
+    for name, size in (("frames.npz", 8), ("frames12.npz", 12)):  # clips of 3 grey frames, two classes
+        np.savez(box / name, x=rng.integers(0, 256, (20, 3, size, size), dtype=np.uint8), y=np.array(["a", "b"] * 10))
     (box / "clips").mkdir()
     (box / "clips" / "train.npz").write_bytes(b"an earlier data set")
     (box / "notarun").mkdir()

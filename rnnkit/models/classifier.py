@@ -34,6 +34,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..config import ClassifierConfig
 from ..data.examples import Examples, encode, pad
+from ..errors import DataError
 from .lm import FAMILIES
 
 EVAL_BATCH = 256  # examples per forward pass when evaluating
@@ -121,6 +122,7 @@ class SequenceClassifier(nn.Module):
         device = self.head.weight.device
         seqs = ([np.asarray(t, dtype=np.float32) for t in texts] if self.config.num_features
                 else [self.vocab.encode(t, unknown="skip") for t in texts])
+        self.check_steps(seqs)
         tokens, lengths = pad(seqs)
         return F.softmax(self(tokens.to(device), lengths)[0].float(), dim=-1).cpu()
 
@@ -128,6 +130,7 @@ class SequenceClassifier(nn.Module):
     def batched_logits(self, seqs: list[np.ndarray]) -> torch.Tensor:
         """Logits (N, C) of encoded sequences, run in batches of similar length, in the original order
         (float32, on the CPU)."""
+        self.check_steps(seqs)
         was_training = self.training
         self.eval()
         device = self.head.weight.device
@@ -141,6 +144,18 @@ class SequenceClassifier(nn.Module):
         finally:
             self.train(was_training)
         return out
+
+    def check_steps(self, seqs: list[np.ndarray], what: str = "example") -> None:
+        """A one-line DataError for the first sequence of vectors or frames whose steps are not the
+        shape this model reads (token sequences always fit)."""
+        c = self.config
+        if not c.num_features:
+            return
+        want = tuple(c.frame_shape) if c.frame_shape else (c.num_features,)
+        for i, s in enumerate(seqs):
+            if s.ndim < 2 or s.shape[1:] != want:
+                reads = "frames of {} x {} x {}".format(*want) if c.frame_shape else f"{want[0]} values a step"
+                raise DataError(f"{what} {i + 1} has steps of shape {tuple(s.shape[1:])}; this model reads {reads}")
 
     def evaluate(self, texts, labels) -> dict:
         """Accuracy, macro-F1, per-class scores, confusion matrix, calibration error and cross-entropy

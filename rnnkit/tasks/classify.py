@@ -84,6 +84,8 @@ class Task:
         self.model = model
         self.train_seqs, self.train_labels = encode(train, vocab, classes)
         self.val_seqs, self.val_labels = encode(val, vocab, classes)
+        model.check_steps(self.train_seqs, "training example")  # vectors or frames of the shape the model reads
+        model.check_steps(self.val_seqs, "validation example")
         self.has_val = len(self.val_seqs) > 0
         counts = np.bincount(self.train_labels, minlength=len(classes))
         # Inverse class frequency, normalised so that a balanced data set gets weights of 1.
