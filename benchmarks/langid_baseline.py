@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe, emit  # noqa: E402
 
@@ -95,7 +97,6 @@ def main():
             "val_accuracy": val_scores[value], "test_accuracy": round(accuracy_score(y_test, predicted), 4),
             "test_macro_f1": round(f1_score(y_test, predicted, average="macro"), 4), "fit_seconds": round(fit_s, 2)}
         if name == "logistic regression" and args.save_probs:
-            import numpy as np
             np.savez(args.save_probs, classes=np.array(model.classes_, dtype=str),
                      val=model.predict_proba(data["val"][0]), test=model.predict_proba(X_test))
         if knob:  # per-language F1 shows which languages get confused (Danish and Norwegian, mostly)

@@ -99,11 +99,12 @@ class ClassifierConfig(ModelConfig):
     pooling: str = _opt("last", "classify: how the outputs over time become one vector: last (the final "
                         "state, of each direction), mean, max or attention (a learned weighted mean)",
                         ("last", "mean", "max", "attention"))
-    ngram_buckets: int = _opt(0, "classify: rows of a hashed embedding of the character n-grams ending at each "
-                              "step (orders 2 to --ngram-order), added to the character's embedding; 0: off")
+    ngram_buckets: int = _opt(0, "classify: rows of a hashed embedding of the n-grams of tokens (characters, or "
+                              "words with --tokens word) ending at each step, orders 2 to --ngram-order, added to "
+                              "the token's embedding; 0: off")
     ngram_order: int = _opt(4, "classify: the longest n-gram embedded with --ngram-buckets")
-    input_dropout: float = _opt(0.0, "classify: dropout on each step's input embedding (character and n-grams), "
-                                "in [0, 1)")
+    input_dropout: float = _opt(0.0, "classify: dropout on each step's input (the token and n-gram embeddings, or "
+                                "the projected vector or frame), in [0, 1)")
     num_classes: int = _opt(0, "number of classes; set from the data", cli=False)
     num_features: int = _opt(0, "values per step of a sequence of vectors (0: the inputs are characters); set from "
                              "the data", cli=False)
@@ -126,6 +127,9 @@ class ClassifierConfig(ModelConfig):
                               f"{self.frame_shape} for {self.num_features}")
         if self.ngram_buckets < 0:
             raise ConfigError(f"--ngram-buckets must be >= 0, got {self.ngram_buckets}")
+        if self.ngram_buckets and self.num_features:
+            raise ConfigError("--ngram-buckets embeds n-grams of characters or words; these examples are sequences "
+                              "of vectors or frames")
         if not 2 <= self.ngram_order <= 6:
             raise ConfigError(f"--ngram-order must be between 2 and 6, got {self.ngram_order}")
 

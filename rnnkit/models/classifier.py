@@ -58,8 +58,6 @@ class SequenceClassifier(nn.Module):
             self.embed = nn.Linear(config.num_features, config.embed_size)
         else:
             self.embed = nn.Embedding(config.vocab_size, config.embed_size)
-        if config.ngram_buckets and config.num_features:
-            raise ValueError("n-gram embeddings (--ngram-buckets) need token inputs, not sequences of vectors")
         self.ngrams = nn.Embedding(config.ngram_buckets, config.embed_size) if config.ngram_buckets else None
         if config.cell == "none":  # no recurrence: the inputs are pooled as they are (the order-blind baseline)
             self.rnn, width = None, config.embed_size
