@@ -265,6 +265,15 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from .export import export_run
+    meta = export_run(args.run_dir, args.out, args.checkpoint, args.force)
+    print(f"{meta['cell']} {meta['num_layers']}x{meta['hidden_size']}, vocabulary {meta['vocab_size']}: "
+          f"sequence.onnx, step.onnx (inputs {', '.join(meta['inputs'])}; outputs {', '.join(meta['outputs'])}), "
+          f"vocab.json, config.json, export.json -> {args.out}")
+    return 0
+
+
 def _cmd_inspect(args) -> int:
     from .tasks import load
     from .inspect.run import feature_set, inspect
@@ -589,6 +598,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=32, help="frame width and height in pixels (default: 32)")
     p.add_argument("--force", action="store_true", help="overwrite the files of an earlier data set in DIR")
     p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("export", help="write a language model as ONNX graphs, for runtimes without PyTorch",
+                       description=(
+        "Write RUN's language model as two ONNX graphs of the same weights, sequence.onnx (tokens (B, T) and the "
+        "state in, logits (B, T, V) and the state out; B and T dynamic) and step.onnx (one token per stream), "
+        "with vocab.json, the run's config.json and export.json (the inputs, outputs and their shapes). "
+        "onnxruntime runs them without PyTorch; the README has a sampling example. Language models only."))
+    _add_run_dir(p)
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="the format to write (default: onnx)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write the files in")
+    p.add_argument("--force", action="store_true", help="overwrite the files of an earlier export in DIR")
+    _add_checkpoint(p)
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("prepare", help="encode text into a token file ahead of training", description=(
         "Build the vocabulary and token file for DATA (cached, so training reuses it)."))
