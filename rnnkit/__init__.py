@@ -9,6 +9,7 @@ The public API (everything else may change):
     print(model.evaluate(open("other.txt").read()))                 # nats, bits per char, perplexity
     rnnkit.train("words.tsv", task="classify")                      # or "generate", "series", "seq2seq";
     rnnkit.load(run_dir)                                            # ... each loads as its own model
+    rnnkit.export("runs/x", "runs/x-onnx")                          # ONNX graphs for onnxruntime
 
 The names below are imported on first use (PEP 562), so that `import rnnkit` and the command line's
 `--help` and usage errors do not pay for importing PyTorch (over a second) before they need it.
@@ -24,13 +25,15 @@ _EXPORTS = {
     "CharRNN": ".models", "DataConfig": ".config", "ModelConfig": ".config", "SampleConfig": ".config",
     "TrainConfig": ".config", "Run": ".train", "RnnkitError": ".errors", "Vocab": ".data", "evaluate": ".api",
     "load": ".tasks", "prepare": ".data", "sample": ".api", "samples": ".api", "train": ".train",
+    "export": ".export",
     # the other tasks' models and configs
     "SequenceClassifier": ".models.classifier", "CharGenerator": ".models.generator",
     "SeriesRNN": ".models.forecaster", "Seq2Seq": ".models.seq2seq", "ClassifierConfig": ".config",
     "GeneratorConfig": ".config", "ForecasterConfig": ".config", "Seq2SeqConfig": ".config",
     "ExamplesConfig": ".config", "SeriesConfig": ".config", "PairsConfig": ".config",
 }
-_RENAMED = {"prepare": "prepare_text"}  # rnnkit.prepare is rnnkit.data.prepare_text
+_RENAMED = {"prepare": "prepare_text",  # rnnkit.prepare is rnnkit.data.prepare_text
+            "export": "export_run"}  # rnnkit.export(run_dir, out) is `rnnkit export RUN --out DIR`
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 

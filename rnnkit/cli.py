@@ -267,7 +267,7 @@ def _cmd_data(args) -> int:
 
 def _cmd_export(args) -> int:
     from .export import export_run
-    meta = export_run(args.run_dir, args.out, args.checkpoint, args.force)
+    meta = export_run(args.run_dir, args.out, args.format, args.checkpoint, args.force)
     print(f"{meta['cell']} {meta['num_layers']}x{meta['hidden_size']}, vocabulary {meta['vocab_size']}: "
           f"sequence.onnx, step.onnx (inputs {', '.join(meta['inputs'])}; outputs {', '.join(meta['outputs'])}), "
           f"vocab.json, config.json, export.json -> {args.out}")

@@ -90,11 +90,14 @@ def export_onnx(model, out: str | Path, config_json: dict | None = None) -> dict
     return meta
 
 
-def export_run(run_dir: str | Path, out: str | Path, checkpoint: str = "best", force: bool = False) -> dict:
-    """`rnnkit export RUN --format onnx --out DIR`: the run's model and config, never over earlier
-    files unless `force`."""
+def export_run(run_dir: str | Path, out: str | Path, format: str = "onnx", checkpoint: str = "best",
+               force: bool = False) -> dict:
+    """`rnnkit export RUN --format onnx --out DIR` (`rnnkit.export` in Python): the run's model and
+    config, never over earlier files unless `force`; returns what export.json holds."""
     from . import checkpoint as ckpt
     from .tasks import load
+    if format != "onnx":
+        raise UsageError(f"unknown export format {format!r}; rnnkit writes onnx")
     out = Path(out)
     present = [n for n in FILES if (out / n).exists()]
     if present and not force:

@@ -87,6 +87,7 @@ def test_export_command_refuses_what_it_cannot_do(tmp_path, trained_run, words):
     assert p.returncode == 1 and "pass --force" in p.stderr and (out / "step.onnx").read_bytes() == before
     assert run_cli("export", trained_run.dir, "--out", out, "--force").returncode == 0
     import rnnkit
+    assert rnnkit.export(trained_run.dir, tmp_path / "api", force=True)["inputs"] == ["tokens", "h0", "c0"]
     run = rnnkit.train(words, out=tmp_path / "cls", task="classify", max_steps=2, hidden_size=8, embed_size=4,
                        progress=False, log=lambda m: None)
     p = run_cli("export", run.dir, "--out", tmp_path / "cls-onnx")
