@@ -268,9 +268,9 @@ def _cmd_data(args) -> int:
 def _cmd_export(args) -> int:
     from .export import export_run
     meta = export_run(args.run_dir, args.out, args.format, args.checkpoint, args.force)
-    print(f"{meta['cell']} {meta['num_layers']}x{meta['hidden_size']}, vocabulary {meta['vocab_size']}: "
-          f"sequence.onnx, step.onnx (inputs {', '.join(meta['inputs'])}; outputs {', '.join(meta['outputs'])}), "
-          f"vocab.json, config.json, export.json -> {args.out}")
+    graphs = "classifier.onnx" if meta.get("model") == "classifier" else "sequence.onnx, step.onnx"
+    print(f"{graphs} (inputs {', '.join(meta['inputs'])}; outputs {', '.join(meta['outputs'])}), "
+          f"{'vocab.json, ' if 'tokens' in meta['inputs'] else ''}config.json, export.json -> {args.out}")
     return 0
 
 
@@ -599,12 +599,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite the files of an earlier data set in DIR")
     p.set_defaults(func=_cmd_data)
 
-    p = sub.add_parser("export", help="write a language model as ONNX graphs, for runtimes without PyTorch",
+    p = sub.add_parser("export", help="write a language model or classifier as ONNX, for runtimes without PyTorch",
                        description=(
         "Write RUN's language model as two ONNX graphs of the same weights, sequence.onnx (tokens (B, T) and the "
         "state in, logits (B, T, V) and the state out; B and T dynamic) and step.onnx (one token per stream), "
-        "with vocab.json, the run's config.json and export.json (the inputs, outputs and their shapes). "
-        "onnxruntime runs them without PyTorch; the README has a sampling example. Language models only."))
+        "or a classifier as classifier.onnx (tokens (B, T) -> logits (B, C), rows of equal length), with "
+        "vocab.json, the run's config.json and export.json (the inputs, outputs, shapes and classes). "
+        "onnxruntime runs them without PyTorch; the README has a sampling example. Other tasks do not export yet."))
     _add_run_dir(p)
     p.add_argument("--format", choices=("onnx",), default="onnx", help="the format to write (default: onnx)")
     p.add_argument("--out", required=True, metavar="DIR", help="the folder to write the files in")
