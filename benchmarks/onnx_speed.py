@@ -23,11 +23,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe, emit  # noqa: E402
-from sample_speed import VOCAB, rate  # noqa: E402
+from sample_speed import rate, speed_models  # noqa: E402
 
-from rnnkit.config import ModelConfig  # noqa: E402
 from rnnkit.export import export_onnx  # noqa: E402
-from rnnkit.models import CharRNN  # noqa: E402
 
 
 def onnx_rate(directory: Path, meta: dict, length: int, repeats: int) -> float:
@@ -59,21 +57,16 @@ def main():
     args = ap.parse_args()
     print(describe(), flush=True)
     rows = []
-    for cell in ("lstm", "gru", "rnn"):
-        for hidden in (128, 512):
-            torch.manual_seed(0)
-            model = CharRNN(ModelConfig(cell=cell, num_layers=2, hidden_size=hidden, embed_size=64,
-                                        vocab_size=len(VOCAB)), vocab=VOCAB).eval()
-            short = 300 if hidden == 512 else 1000
-            with tempfile.TemporaryDirectory() as tmp:
-                meta = export_onnx(model, tmp)
-                row = {"model": f"{cell} 2x{hidden}", "onnxruntime_b1": onnx_rate(Path(tmp), meta, short * 3, args.repeats),
-                       "rnnkit_fast_b1": rate(model, 1, True, short * 10, args.repeats),
-                       "pytorch_steps_b1": rate(model, 1, False, short // 3, args.repeats)}
-            row = {k: (round(v) if isinstance(v, float) else v) for k, v in row.items()}
-            row["fast_over_onnxruntime"] = round(row["rnnkit_fast_b1"] / row["onnxruntime_b1"], 2)
-            rows.append(row)
-            print(row, flush=True)
+    for name, model, short in speed_models():
+        with tempfile.TemporaryDirectory() as tmp:
+            meta = export_onnx(model, tmp)
+            row = {"model": name, "onnxruntime_b1": onnx_rate(Path(tmp), meta, short * 3, args.repeats),
+                   "rnnkit_fast_b1": rate(model, 1, True, short * 10, args.repeats),
+                   "pytorch_steps_b1": rate(model, 1, False, short // 3, args.repeats)}
+        row = {k: (round(v) if isinstance(v, float) else v) for k, v in row.items()}
+        row["fast_over_onnxruntime"] = round(row["rnnkit_fast_b1"] / row["onnxruntime_b1"], 2)
+        rows.append(row)
+        print(row, flush=True)
     emit({"chars_per_second": rows, "onnxruntime": __import__("onnxruntime").__version__, "machine": describe()},
          args.json)
 

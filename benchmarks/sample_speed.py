@@ -36,27 +36,33 @@ def rate(model, streams, fast, length, repeats):
     return statistics.median(runs)
 
 
+def speed_models():
+    """(name, model, length) for each freshly initialised 2-layer model the sampling benchmarks time;
+    `length` is a run's characters at the slow paths' pace (the larger models get fewer)."""
+    for cell in ("lstm", "gru", "rnn"):
+        for hidden in (128, 512):
+            torch.manual_seed(0)
+            model = CharRNN(ModelConfig(cell=cell, num_layers=2, hidden_size=hidden, embed_size=64,
+                                        vocab_size=len(VOCAB)), vocab=VOCAB).eval()
+            yield f"{cell} 2x{hidden}", model, 300 if hidden == 512 else 1000
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args()
     rows = []
-    for cell in ("lstm", "gru", "rnn"):
-        for hidden in (128, 512):
-            torch.manual_seed(0)
-            model = CharRNN(ModelConfig(cell=cell, num_layers=2, hidden_size=hidden, embed_size=64,
-                                        vocab_size=len(VOCAB)), vocab=VOCAB).eval()
-            short = 300 if hidden == 512 else 1000
-            row = {"model": f"{cell} 2x{hidden}",
-                   "plain_b1": rate(model, 1, False, short // 3, args.repeats),
-                   "fast_b1": rate(model, 1, True, short * 10, args.repeats),  # ~0.3 s a run
-                   "plain_b64": rate(model, 64, False, short // 3, args.repeats),
-                   "fast_b64": rate(model, 64, True, short, args.repeats)}
-            row = {k: (round(v) if isinstance(v, float) else v) for k, v in row.items()}
-            row["speedup_b1"] = round(row["fast_b1"] / row["plain_b1"], 1)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    for name, model, short in speed_models():
+        row = {"model": name,
+               "plain_b1": rate(model, 1, False, short // 3, args.repeats),
+               "fast_b1": rate(model, 1, True, short * 10, args.repeats),  # ~0.3 s a run
+               "plain_b64": rate(model, 64, False, short // 3, args.repeats),
+               "fast_b64": rate(model, 64, True, short, args.repeats)}
+        row = {k: (round(v) if isinstance(v, float) else v) for k, v in row.items()}
+        row["speedup_b1"] = round(row["fast_b1"] / row["plain_b1"], 1)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     result = {"chars_per_second": rows, "machine": describe()}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
