@@ -9,9 +9,9 @@
 
 The state is h (L, B, H) for rnn and gru, and h, c for lstm (inputs `h0` [`c0`], outputs `h` [`c`];
 export.json's `state_inputs` and `state_outputs`), zeros to start; pass the outputs back in to
-continue, exactly as with the PyTorch model. Beside them go vocab.json (the symbols, in id order: {"kind": "char", "chars": [...]} or {"kind": "byte"}),
-config.json (the run's) and export.json, which names the inputs and outputs and their shapes so that
-a program can drive the graphs knowing nothing else. tests/test_export.py checks onnxruntime against
+continue, exactly as with the PyTorch model. Beside them go vocab.json (the run's vocabulary JSON:
+the symbols in id order), config.json (the run's) and export.json, which names the inputs and
+outputs and their shapes so that a program can drive the graphs knowing nothing else. tests/test_export.py checks onnxruntime against
 PyTorch over hundreds of steps with carried state, and runs the README's no-PyTorch example.
 
 A generator (`CharGenerator`) exports the same two graphs; a conditional one takes `classes` (B,)
@@ -41,7 +41,7 @@ from torch import nn
 
 from .errors import RnnkitError, UsageError
 from .io import atomic_write, atomic_write_json
-from .models.classifier import SequenceClassifier, ngram_ids
+from .models.classifier import SequenceClassifier
 from .models.generator import BOUNDARY, CharGenerator
 from .models.lm import CharRNN
 
@@ -58,18 +58,14 @@ class _Unpacked(nn.Module):
         self.model = model
 
     def forward(self, tokens):
-        m, c = self.model, self.model.config
-        x = m.embed(tokens)  # (B, T, E)
-        if m.ngrams is not None:
-            x = x + m.ngrams(ngram_ids(tokens, c.vocab_size, c.ngram_order, c.ngram_buckets)).sum(dim=2)
+        m = self.model
+        x = m.step_inputs(tokens)  # (B, T, E)
         lengths = torch.ones(x.shape[:2], dtype=torch.int64).sum(dim=1)  # (B,) every row T long
         if m.rnn is None:
             return m.head(m.pool(x, lengths))
         out, new = m.rnn(x)
-        h = new[0] if isinstance(new, tuple) else new  # (L x D, B, H)
-        if c.pooling == "last":
-            D = 2 if c.bidirectional else 1
-            return m.head(torch.cat([h[-D + d] for d in range(D)], dim=-1))
+        if m.config.pooling == "last":
+            return m.head(m.last(new[0] if isinstance(new, tuple) else new))  # h_n (L x D, B, H)
         return m.head(m.pool(out, lengths))
 
 
@@ -101,8 +97,8 @@ class _Start(nn.Module):
 
 
 def export_onnx(model, out: str | Path, config_json: dict | None = None) -> dict:
-    """Write the files above for `model` (a CharRNN or a SequenceClassifier, with its vocabulary) into
-    `out`; returns what export.json holds."""
+    """Write the files above for `model` (a CharRNN, CharGenerator or SequenceClassifier, with its
+    vocabulary) into `out`; returns what export.json holds."""
     if not isinstance(model, (CharRNN, SequenceClassifier)):
         raise UsageError(f"ONNX export covers language models, generators and classifiers (--task lm, generate, "
                          f"classify); this run's {type(model).__name__} does not export yet")
@@ -117,9 +113,9 @@ def export_onnx(model, out: str | Path, config_json: dict | None = None) -> dict
     model = model.eval()
     conditional = isinstance(model, CharGenerator) and model.conditional
     state_names = ["h", "c"] if c.cell == "lstm" else ["h"]
-    inputs = ["tokens"] + (["classes"] if conditional else []) + [f"{n}0" for n in state_names]
-    outputs = ["logits"] + state_names
     state_inputs = [f"{n}0" for n in state_names]
+    inputs = ["tokens"] + (["classes"] if conditional else []) + state_inputs
+    outputs = ["logits"] + state_names
     for name, T in (("sequence.onnx", 4), ("step.onnx", 1)):
         example = (torch.zeros(2, T, dtype=torch.int64), *([torch.zeros(2, dtype=torch.int64)] if conditional else []),
                    *model.init_state(2, torch.device("cpu")))

@@ -79,11 +79,7 @@ class SequenceClassifier(nn.Module):
         B, T = tokens.shape[:2]
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64)
-        x = self.embed(tokens)  # (B, T, E)
-        if self.ngrams is not None:
-            x = x + self.ngrams(ngram_ids(tokens, self.config.vocab_size, self.config.ngram_order,
-                                          self.config.ngram_buckets)).sum(dim=2)  # (B, T, n-1, E) -> (B, T, E)
-        x = self.input_drop(x)
+        x = self.step_inputs(tokens)  # (B, T, E)
         if self.rnn is None:
             return self.head(self.drop(self.pool(x, lengths))), ()
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
@@ -91,12 +87,25 @@ class SequenceClassifier(nn.Module):
             state = state[0]
         out, new = self.rnn(packed, state)
         new = tuple(new) if isinstance(new, tuple) else (new,)
-        if self.config.pooling == "last":  # the top layer's final state of each direction
-            D = 2 if self.config.bidirectional else 1
-            pooled = torch.cat([new[0][-D + d] for d in range(D)], dim=-1)  # (B, D x H)
+        if self.config.pooling == "last":
+            pooled = self.last(new[0])  # (B, D x H)
         else:
             pooled = self.pool(pad_packed_sequence(out, batch_first=True)[0], lengths)  # from (B, T', D x H)
         return self.head(self.drop(pooled)), new
+
+    def step_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """What the recurrence reads at each step (B, T, E): the embedded (or projected, or CNN-read)
+        inputs, plus their n-gram embeddings, with input dropout."""
+        x = self.embed(tokens)  # (B, T, E)
+        if self.ngrams is not None:
+            x = x + self.ngrams(ngram_ids(tokens, self.config.vocab_size, self.config.ngram_order,
+                                          self.config.ngram_buckets)).sum(dim=2)  # (B, T, n-1, E) -> (B, T, E)
+        return self.input_drop(x)
+
+    def last(self, h_n: torch.Tensor) -> torch.Tensor:
+        """The top layer's final state of each direction, side by side: (L x D, B, H) -> (B, D x H)."""
+        D = 2 if self.config.bidirectional else 1
+        return torch.cat([h_n[-D + d] for d in range(D)], dim=-1)
 
     def pool(self, out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T', W) outputs (or inputs) -> (B, W), over each row's first `lengths` steps only."""
