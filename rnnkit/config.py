@@ -247,11 +247,15 @@ class PairsConfig:
     split_seed: int = _opt(0, "seed of the random train/validation/test split")
     val: list = _opt([], "a file of validation examples (then --split does not take any)", kind=str)
     test: list = _opt([], "a file of test examples (then --split does not take any)", kind=str)
-    source_tokens: str = _opt("char", "seq2seq: read each source as characters (char) or whitespace-separated "
-                              "tokens (word)", ("char", "word"))
+    source_tokens: str = _opt("char", "seq2seq: read each source as characters (char), whitespace-separated "
+                              "tokens (word) or byte-level BPE pieces learned from the training sources (bpe)",
+                              ("char", "word", "bpe"))
     target_tokens: str = _opt("auto", "seq2seq: read each target as characters (char), whitespace-separated "
-                              "tokens (word: phonemes, words), or auto (word if the targets look like spaced "
-                              "symbols from a small set, such as ARPAbet phonemes)", ("auto", "char", "word"))
+                              "tokens (word: phonemes, words), byte-level BPE pieces (bpe), or auto (word if the "
+                              "targets look like spaced symbols from a small set, such as ARPAbet phonemes)",
+                              ("auto", "char", "word", "bpe"))
+    bpe_vocab: int = _opt(1000, "seq2seq: tokens of each side's BPE tokenizer (--source-tokens/--target-tokens "
+                          "bpe), the four specials and 256 bytes included")
 
     def __post_init__(self):
         self.paths, self.val, self.test = _paths(self.paths), _paths(self.val), _paths(self.test)

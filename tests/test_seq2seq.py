@@ -10,7 +10,7 @@ import torch
 
 import rnnkit
 from rnnkit.config import Seq2SeqConfig
-from rnnkit.data.pairs import EOS, SideVocab, detect_tokens, pad_ids, read_pairs, split_pairs
+from rnnkit.data.pairs import EOS, UNK as UNK_ID, SideVocab, detect_tokens, pad_ids, read_pairs, split_pairs
 from rnnkit.errors import DataError, UsageError
 from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.tasks.seq2seq import sequence_metrics, strip_stress
@@ -67,6 +67,39 @@ def test_pairs_are_read_split_by_source_and_named_when_bad(tmp_path):
     v = SideVocab("word", ["B", "A"])
     assert v.tokens[:4] == ["<pad>", "<s>", "</s>", "<unk>"] and v.encode("A Z B").tolist() == [4, 3, 5]
     assert v.decode([4, 5, EOS, 4]) == "A B" and SideVocab.from_json(v.to_json()) == v
+
+
+def test_bpe_sides_round_trip_every_text_and_load_without_pickle():
+    texts = [f"{w} {v}: %s option" for w in ("open", "close", "read", "write") for v in ("file", "directory")] * 30
+    v = SideVocab.from_texts("bpe", texts, bpe_vocab=300)
+    assert v.tokens[:4] == ["<pad>", "<s>", "</s>", "<unk>"] and len(v) <= 300
+    for text in ("open file: %s option", "unseen ñ 😀 text\t  spaces", "x"):  # byte-level: nothing unknown
+        ids = v.encode(text)
+        assert v.decode([*ids.tolist(), EOS, 5]) == text and v.unknown(text) == [] and UNK_ID not in ids
+        assert len(v.split(text)) == len(ids)  # one shown piece per id
+    # pieces of known characters spell the text (a piece holding part of a character's bytes shows as \ufffd)
+    assert "".join(v.split("open file: %s")) == "open file: %s"
+    assert len(v.encode("open file")) < len("open file")  # merges learned: fewer pieces than characters
+    again = SideVocab.from_json(json.loads(json.dumps(v.to_json())))
+    assert again == v and again.encode("read directory").tolist() == v.encode("read directory").tolist()
+    with pytest.raises(DataError, match="the BPE tokenizer is corrupt"):
+        SideVocab.from_json({"kind": "bpe", "tokenizer": {"model": "not one"}})
+    with pytest.raises(DataError, match="--bpe-vocab must be at least 261"):
+        SideVocab.from_texts("bpe", texts, bpe_vocab=100)
+
+
+def test_a_bpe_model_learns_to_copy_words(tmp_path):
+    rng = random.Random(1)
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
+    lines = {" ".join(rng.choice(words) for _ in range(rng.randint(1, 4))) for _ in range(3000)}
+    (tmp_path / "copy.tsv").write_text("".join(f"{s}\t{s.upper()}\n" for s in sorted(lines)))
+    run = rnnkit.train(tmp_path / "copy.tsv", out=tmp_path / "run", max_steps=300, source_tokens="bpe",
+                       target_tokens="bpe", bpe_vocab=300, **{**TINY, "batch_size": 64})
+    saved = json.loads((run.dir / "config.json").read_text())
+    assert saved["target_vocab"]["kind"] == "bpe" and saved["data"]["bpe_vocab"] == 300
+    result = rnnkit.evaluate(run.dir)
+    assert result["exact_match"] > 0.9, result["examples"]
+    assert rnnkit.load(run.dir).translate("gamma beta")[0][0][0] == "GAMMA BETA"
 
 
 @pytest.mark.parametrize("attention", ["none", "additive", "dot", "general"])

@@ -9,7 +9,8 @@ prediction right if it matches any of them.
 
 Each side has its own vocabulary with the four symbols an encoder-decoder needs: padding (0), the
 start of a target (1), its end (2) and the unknown token (3), which stands for any token the training
-pairs lacked.
+pairs lacked. A side read as `bpe` has a byte-level BPE tokenizer learned from its training texts
+(rnnkit.data.bpe) instead of a token list: subword pieces, and no unknown tokens.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from . import bpe
 from .corpus import normalize_newlines, read_text
 from .examples import BucketedBatches
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
+KINDS = ("char", "word", "bpe")
 
 
 @dataclass
@@ -96,17 +99,23 @@ def detect_tokens(texts: list[str]) -> str:
 
 
 class SideVocab:
-    """One side's tokens <-> ids: the four specials, then the sorted tokens of the training side."""
+    """One side's tokens <-> ids: the four specials, then the sorted tokens of the training side (char,
+    word), or the ids of a byte-level BPE tokenizer whose first four are the specials (bpe)."""
 
-    def __init__(self, kind: str, tokens: list[str]):
-        if kind not in ("char", "word"):
+    def __init__(self, kind: str, tokens: list[str], tokenizer=None):
+        if kind not in KINDS:
             raise DataError(f"unknown token kind {kind!r}")
-        self.kind = kind
-        self.tokens = list(SPECIALS) + sorted(set(tokens) - set(SPECIALS))
+        self.kind, self.tokenizer = kind, tokenizer
+        if kind == "bpe":
+            self.tokens = [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]
+        else:
+            self.tokens = list(SPECIALS) + sorted(set(tokens) - set(SPECIALS))
         self._index = {t: i for i, t in enumerate(self.tokens)}
 
     @classmethod
-    def from_texts(cls, kind: str, texts: list[str]) -> "SideVocab":
+    def from_texts(cls, kind: str, texts: list[str], bpe_vocab: int = 1000) -> "SideVocab":
+        if kind == "bpe":
+            return cls(kind, [], bpe.train(texts, bpe_vocab, SPECIALS))
         return cls(kind, [t for text in texts for t in cls.split_as(kind, text)])
 
     @staticmethod
@@ -114,22 +123,30 @@ class SideVocab:
         return list(text) if kind == "char" else text.split()
 
     def split(self, text: str) -> list[str]:
+        """The tokens of `text` as text (for bpe, each piece decoded from its bytes), one per id."""
+        if self.kind == "bpe":
+            return [self.tokenizer.decoder.decode([t]) for t in self.tokenizer.encode(text).tokens]
         return self.split_as(self.kind, text)
 
     def join(self, tokens: list[str]) -> str:
-        return ("" if self.kind == "char" else " ").join(tokens)
+        return " ".join(tokens) if self.kind == "word" else "".join(tokens)
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, SideVocab) and (self.kind, self.tokens) == (other.kind, other.tokens)
+        return isinstance(other, SideVocab) and (self.kind, self.tokens) == (other.kind, other.tokens) and \
+            (self.kind != "bpe" or self.tokenizer.to_str() == other.tokenizer.to_str())
 
     def unknown(self, text: str) -> list[str]:
+        if self.kind == "bpe":
+            return []  # byte-level: every character has its bytes
         return sorted({t for t in self.split(text) if t not in self._index})
 
     def encode(self, text: str) -> np.ndarray:
         """Ids of `text`'s tokens; tokens the vocabulary lacks become UNK."""
+        if self.kind == "bpe":
+            return np.array(self.tokenizer.encode(text).ids, dtype=np.int64)
         return np.array([self._index.get(t, UNK) for t in self.split(text)], dtype=np.int64)
 
     def decode(self, ids) -> str:
@@ -139,16 +156,23 @@ class SideVocab:
             if i == EOS:
                 break
             if i >= len(SPECIALS):
-                out.append(self.tokens[i])
-        return self.join(out)
+                out.append(i)
+        if self.kind == "bpe":
+            return self.tokenizer.decode(out)
+        return self.join([self.tokens[i] for i in out])
 
     def to_json(self) -> dict:
+        if self.kind == "bpe":
+            return {"kind": "bpe", "tokenizer": bpe.to_json(self.tokenizer)}
         return {"kind": self.kind, "tokens": self.tokens[len(SPECIALS):]}
 
     @classmethod
     def from_json(cls, obj) -> "SideVocab":
+        if isinstance(obj, dict) and obj.get("kind") == "bpe" and isinstance(obj.get("tokenizer"), dict):
+            return cls("bpe", [], bpe.from_json(obj["tokenizer"], SPECIALS))
         if not isinstance(obj, dict) or obj.get("kind") not in ("char", "word") or not isinstance(obj.get("tokens"), list):
-            raise DataError("a seq2seq vocabulary JSON needs kind 'char' or 'word' and its tokens")
+            raise DataError("a seq2seq vocabulary JSON needs kind 'char' or 'word' and its tokens, or kind 'bpe' "
+                            "and its tokenizer")
         vocab = cls(obj["kind"], obj["tokens"])
         if vocab.tokens[len(SPECIALS):] != obj["tokens"]:
             raise DataError("a seq2seq vocabulary JSON must list distinct tokens in sorted order")

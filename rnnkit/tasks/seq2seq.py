@@ -178,8 +178,8 @@ def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, r
         model_cfg, source_vocab, target_vocab = resumed.model, resumed.source_vocab, resumed.target_vocab
     else:
         target_kind = data_cfg.target_tokens if data_cfg.target_tokens != "auto" else detect_tokens(train.targets)
-        source_vocab = SideVocab.from_texts(data_cfg.source_tokens, train.sources)
-        target_vocab = SideVocab.from_texts(target_kind, train.targets)
+        source_vocab = SideVocab.from_texts(data_cfg.source_tokens, train.sources, data_cfg.bpe_vocab)
+        target_vocab = SideVocab.from_texts(target_kind, train.targets, data_cfg.bpe_vocab)
         model_cfg = build(Seq2SeqConfig, {**model_o, "source_vocab_size": len(source_vocab),
                                           "target_vocab_size": len(target_vocab)})
     torch.manual_seed(train_cfg.seed)
