@@ -42,11 +42,15 @@ def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown
         raise UsageError(f"--horizon is for forecasters; {run_dir} was trained for the {task} task")
     if (judge is not None or num_samples is not None) and task != "generate":
         raise UsageError(f"--judge and --samples are for generators; {run_dir} was trained for the {task} task")
-    if (beam or ignore_stress) and task != "seq2seq":
-        raise UsageError(f"--beam and --ignore-stress are for seq2seq runs; {run_dir} was trained for the {task} task")
+    if ignore_stress and task != "seq2seq":
+        raise UsageError(f"--ignore-stress is for seq2seq runs; {run_dir} was trained for the {task} task")
+    if beam and task not in ("seq2seq", "caption"):
+        raise UsageError(f"--beam is for seq2seq and caption runs; {run_dir} was trained for the {task} task")
+    if beam < 0:
+        raise UsageError(f"--beam must be >= 0, got {beam}")
+    if task == "caption":
+        return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint, beam=beam)
     if task == "seq2seq":
-        if beam < 0:
-            raise UsageError(f"--beam must be >= 0, got {beam}")
         return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint, unknown=unknown, beam=beam,
                                              ignore_stress=ignore_stress)
     if task == "series":

@@ -1,10 +1,12 @@
 """The `rnnkit` command: one thin subcommand per verb over the library.
 
-    rnnkit train [DATA ...] [options]     train (or --resume, or --init-from) a model; --task lm|classify|generate|series|seq2seq
+    rnnkit train [DATA ...] [options]     train (or --resume, or --init-from) a model; --task lm|classify|generate|series|seq2seq|caption
     rnnkit sample RUN_DIR [options]       generate text (language models; generators, --class C)
     rnnkit eval RUN_DIR [FILE]            the task's metrics: loss and bits per character, accuracy, MSE ...
     rnnkit predict RUN_DIR TEXT           the most likely classes (classifiers)
     rnnkit translate RUN_DIR TEXT         the outputs of an encoder-decoder (seq2seq), greedy or beam search
+    rnnkit caption RUN_DIR IMAGE ...      the captions of a caption run for images, and where it looks
+    rnnkit data clips|scenes --out DIR    synthetic data sets: video clips, captioned and questioned scenes
     rnnkit prepare DATA ...               encode text into a token file ahead of time
     rnnkit inspect RUN_DIR --text FILE    HTML report of the cells over a text
     rnnkit cells RUN_DIR --text FILE      find interpretable cells
@@ -123,6 +125,15 @@ def _cmd_eval(args) -> int:
         print(f"{result['split']}: {result['horizon']} step(s) ahead, MSE {result['mse']:.4g}, MAE {result['mae']:.4g}; "
               f"persistence MSE {result['persistence_mse']:.4g}, MAE {result['persistence_mae']:.4g} "
               f"({result['steps']:,} steps)")
+    elif "splits" in result:  # a captioner
+        how = f"beam {result['beam']}" if result["beam"] else "greedy"
+        for name, r in result["splits"].items():
+            print(f"{name} ({how}): BLEU-1 {r['bleu1']:.2f}, BLEU-2 {r['bleu2']:.2f}, BLEU-3 {r['bleu3']:.2f}, BLEU-4 "
+                  f"{r['bleu4']:.2f}, CIDEr-D {r['cider']:.3f}, exact match {r['exact_match']:.4f}, loss "
+                  f"{r['nats']:.4f} nats/token ({r['images']:,} images)")
+            for e in r["examples"][:3]:
+                print(f"  {'=' if e['output'] in e['references'] else 'x'} {e['image']}: {e['output']}   "
+                      f"(reference: {e['references'][0]})")
     elif "token_error_rate" in result:  # an encoder-decoder
         how = f"beam {result['beam']}" if result["beam"] else "greedy"
         print(f"{result['split']} ({how}{', stress ignored' if result['ignore_stress'] else ''}): exact match "
@@ -252,16 +263,75 @@ def _cmd_prepare(args) -> int:
 def _cmd_data(args) -> int:
     from .data.clips import write_clips
     _check_positive(num=args.num)
-    if args.frames < 3 or args.size < 12:
-        raise RnnkitError(f"clips need --frames >= 3 and --size >= 12, got {args.frames} and {args.size}")
     out = Path(args.out)
+    if args.kind == "scenes":
+        return _data_scenes(args, out)
+    size = args.size or 32
+    if args.frames < 3 or size < 12:
+        raise RnnkitError(f"clips need --frames >= 3 and --size >= 12, got {args.frames} and {size}")
     present = [n for n in ("train.npz", "val.npz", "test.npz", "meta.json") if (out / n).exists()]
     if present and not args.force:
         raise RnnkitError(f"{out} already holds {', '.join(present)}; pass --force to overwrite it")
-    meta = write_clips(out, args.num, args.seed, args.frames, args.size)
+    meta = write_clips(out, args.num, args.seed, args.frames, size)
     sizes = meta["sizes"]
-    print(f"{args.num:,} clips of {args.frames} frames, {args.size} x {args.size} pixels, {len(meta['classes'])} "
+    print(f"{args.num:,} clips of {args.frames} frames, {size} x {size} pixels, {len(meta['classes'])} "
           f"motions: train/val/test {sizes['train']:,}/{sizes['val']:,}/{sizes['test']:,} -> {out}")
+    return 0
+
+
+def _data_scenes(args, out: Path) -> int:
+    from .data.scenes import write_scenes
+    size = args.size or 48
+    if size < 24 or args.clutter < 0 or not 0 <= args.noise < 1:
+        raise RnnkitError(f"scenes need --size >= 24, --clutter >= 0 and --noise in [0, 1), got {size}, "
+                          f"{args.clutter} and {args.noise}")
+    present = [n for n in ("captions.json", "meta.json", "images", "vqa") if (out / n).exists()]
+    if present and not args.force:
+        raise RnnkitError(f"{out} already holds {', '.join(present)}; pass --force to overwrite it")
+    meta = write_scenes(out, args.num, args.seed, size, args.clutter, args.noise)
+    n, q = meta["images_per_split"], meta["questions_per_split"]
+    print(f"{args.num:,} scenes of {size} x {size} pixels: train/val/test/unseen {n['train']:,}/{n['val']:,}/"
+          f"{n['test']:,}/{n['unseen']:,} images, {sum(q.values()):,} questions -> {out}")
+    return 0
+
+
+def _cmd_caption(args) -> int:
+    from .checkpoint import task_of
+    from .data.captions import _load_image
+    from .errors import UsageError
+    from .tasks import load
+    if args.beam < 0 or args.temperature < 0:
+        raise RnnkitError("--beam and --temperature must be >= 0")
+    if args.beam and args.temperature:
+        raise RnnkitError("--temperature samples; --beam searches: give one of them")
+    _check_positive(nbest=args.nbest)
+    if args.nbest > max(args.beam, 1):
+        raise RnnkitError(f"--nbest {args.nbest} needs --beam {args.nbest} or wider")
+    task = task_of(args.run_dir)
+    if task != "caption":
+        raise UsageError(f"{args.run_dir} was trained for the {task} task; caption needs a caption run")
+    model = load(args.run_dir, args.checkpoint)
+    if args.attention and model.config.attention == "none":
+        raise UsageError(f"{args.run_dir} has no attention (--attention none): there is no map to draw")
+    if args.attention and len(args.images) != 1:
+        raise RnnkitError("--attention draws the attention of one image; give one IMAGE")
+    from .tasks.caption import read_run
+    size = read_run(args.run_dir).data.image_size
+    images = [_load_image(Path(p), size) for p in args.images]
+    shape = tuple(model.config.image_shape)
+    for path, im in zip(args.images, images):
+        if im.shape != shape:
+            raise RnnkitError(f"{path} is {im.shape[1]} x {im.shape[0]} pixels; this model reads {shape[1]} x "
+                              f"{shape[0]} (its run resized nothing: resize the image first)")
+    import numpy as np
+    outputs = model.caption(np.stack(images), beam=args.beam, nbest=args.nbest, temperature=args.temperature,
+                            max_length=args.max_length or None, seed=args.seed)
+    for path, outs in zip(args.images, outputs):
+        print(path + "".join(f"\t{o}\t{score:.4f}" for o, score in outs))
+    if args.attention:
+        from .inspect.attention import draw_image_attention
+        draw_image_attention(model, images[0], args.attention, beam=args.beam)
+        print(f"wrote {args.attention}", file=sys.stderr)
     return 0
 
 
@@ -284,6 +354,10 @@ def _cmd_inspect(args) -> int:
         raise RnnkitError(f"--units must be a number >= 0 or 'all', got {args.units}")
     if args.beam < 0:
         raise RnnkitError(f"--beam must be >= 0, got {args.beam}")
+    from .checkpoint import task_of
+    if task_of(args.run_dir) == "caption":
+        raise UsageError(f"{args.run_dir} is a caption run: rnnkit caption RUN IMAGE --attention map.png draws where it "
+                         "looks")
     model = load(args.run_dir, args.checkpoint)
     if args.beam and not hasattr(model, "translate"):
         raise UsageError(f"--beam is for seq2seq runs; {args.run_dir} is not one")
@@ -501,8 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=tuple(TASK_CONFIGS), help="what to learn: lm (a character language "
                    "model, the default), classify (text -> a class, from labelled examples), generate (a class -> "
                    "short texts, from the same examples; or unlabelled lines), series (a CSV time series -> its "
-                   "next values) or seq2seq (a source text -> a target text, from a TSV of pairs); without it, the "
-                   "data decide where they can; --resume and --init-from keep their run's task")
+                   "next values), seq2seq (a source text -> a target text, from a TSV of pairs) or caption (an "
+                   "image -> a sentence, from a captions file: Karpathy's split JSON, COCO's captions JSON or "
+                   "Flickr8k's tokens); without it, the data decide where they can; --resume and --init-from keep "
+                   "their run's task")
     seen: set = set()
     for name, (model_cls, data_cls) in TASK_CONFIGS.items():
         add_arguments(p, model_cls, f"model ({name})" if name != "lm" else "model", seen)
@@ -584,20 +660,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_checkpoint(p)
     p.set_defaults(func=_cmd_translate)
 
-    p = sub.add_parser("data", help="generate a data set: moving-shapes video clips", description=(
+    p = sub.add_parser("data", help="generate a data set: moving-shapes video clips, or captioned scenes", description=(
         "Write a synthetic data set that needs nothing from outside, deterministic by --seed. clips: grey video "
         "clips of a shape moving one of eight ways (right, left, down, up, clockwise, anticlockwise, grow, "
         "shrink), with a still distractor and noise; each class's reverse is another class, so only the order "
         "of the frames tells them apart. Written as train.npz, val.npz and test.npz (80/10/10) for rnnkit train "
-        "--task classify, and meta.json."))
-    p.add_argument("kind", choices=("clips",), help="what to generate: clips (moving shapes)")
+        "--task classify, and meta.json. scenes: RGB images of two coloured shapes, four captions each "
+        "(captions.json, Karpathy's split format, for rnnkit train --task caption) and questions with answers "
+        "(vqa/<split>_questions.json and _annotations.json, VQA v2's formats); images holding a red square or a "
+        "blue triangle form the split 'unseen', the rest train/val/test 80/10/10."))
+    p.add_argument("kind", choices=("clips", "scenes"), help="what to generate: clips (moving shapes) or scenes "
+                   "(images of two shapes with captions and questions)")
     p.add_argument("--out", required=True, metavar="DIR", help="the folder to write the files in")
     p.add_argument("--num", type=int, default=5000, help="number of clips, all splits together (default: 5000)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default: 0)")
     p.add_argument("--frames", type=int, default=8, help="frames per clip (default: 8)")
-    p.add_argument("--size", type=int, default=32, help="frame width and height in pixels (default: 32)")
+    p.add_argument("--size", type=int, default=0, help="frame (clips) or image (scenes) width and height in pixels "
+                   "(default: 32 for clips, 48 for scenes)")
+    p.add_argument("--clutter", type=int, default=0, help="scenes: grey specks scattered over each image (default: 0)")
+    p.add_argument("--noise", type=float, default=0.0, help="scenes: standard deviation of the pixel noise, as a "
+                   "fraction of full brightness (default: 0)")
     p.add_argument("--force", action="store_true", help="overwrite the files of an earlier data set in DIR")
     p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("caption", help="the captions a caption run writes for images", description=(
+        "Caption each IMAGE with a caption run: the image's path, then its --nbest captions with their scores "
+        "(summed log-probabilities; length-normalised with --beam), tab-separated."))
+    _add_run_dir(p)
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG ...), the size the run's images had")
+    p.add_argument("--beam", type=int, default=0, help="beam search with this many hypotheses per image (default: 0, "
+                   "greedy)")
+    p.add_argument("--nbest", type=int, default=1, help="captions per image, best first (needs --beam at least as "
+                   "wide; default: 1)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sample each word at this temperature instead of "
+                   "taking the most likely (default: 0, greedy; not with --beam)")
+    p.add_argument("--max-length", type=int, default=0, help="longest caption in tokens (default: the run's "
+                   "--max-length, else 30)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for --temperature sampling (default: 0)")
+    p.add_argument("--attention", metavar="PNG", help="also draw where the model looks for each word of the (best) "
+                   "caption of the one IMAGE: the image, then one panel per word with its attention over the image")
+    _add_checkpoint(p)
+    p.set_defaults(func=_cmd_caption)
 
     p = sub.add_parser("export", help="write a language model or classifier as ONNX, for runtimes without PyTorch",
                        description=(

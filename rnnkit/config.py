@@ -165,7 +165,8 @@ class ExamplesConfig:
                        "vectors; a directory is a folder)",
                        ("auto", "tsv", "csv", "jsonl", "folder", "lines", "npz", "vectors"))
     split: tuple = _opt((0.8, 0.1, 0.1), "train,validation,test fractions of the examples (a seeded random split)")
-    split_seed: int = _opt(0, "classify, generate, seq2seq: seed of the random train/validation/test split")
+    split_seed: int = _opt(0, "classify, generate, seq2seq, caption: seed of the random train/validation/test "
+                           "split")
     val: list = _opt([], "classify, generate, seq2seq: a file of validation examples (then --split does not take "
                      "any)", kind=str)
     test: list = _opt([], "classify, generate, seq2seq: a file of test examples (then --split does not take any)",
@@ -215,7 +216,9 @@ class Seq2SeqConfig(ModelConfig):
     attention: str = _opt("general", "seq2seq: how the decoder looks at the source: none (Sutskever: the final "
                           "state only), additive (Bahdanau), dot or general (Luong)",
                           ("none", "additive", "dot", "general"))
-    input_feeding: bool = _opt(True, "seq2seq: feed each step's attentional vector into the next step (Luong)")
+    input_feeding: bool = _opt(True, "seq2seq, caption: feed each step's attentional vector into the next step "
+                               "(Luong; default on for seq2seq, off for caption, where the decoder then runs in one "
+                               "call)")
     tie_embeddings: bool = _opt(False, "seq2seq: share the decoder's input embedding and output layer (needs "
                                 "--embed-size equal to --hidden-size)")
     label_smoothing: float = _opt(0.0, "seq2seq: label smoothing of the training loss, in [0, 1)")
@@ -237,6 +240,15 @@ class Seq2SeqConfig(ModelConfig):
             raise ConfigError("--tie-embeddings needs --embed-size equal to --hidden-size")
 
 
+# The target side's options, the same for seq2seq and caption.
+_TARGET_TOKENS = dict(default="auto", help="seq2seq, caption: read each target as characters (char), whitespace-"
+                      "separated tokens (word: phonemes, words), byte-level BPE pieces (bpe), or auto (seq2seq: word "
+                      "if the targets look like spaced symbols from a small set, such as ARPAbet phonemes, else char; "
+                      "caption: word)", choices=("auto", "char", "word", "bpe"))
+_BPE_VOCAB = dict(default=1000, help="seq2seq, caption: tokens of each BPE tokenizer (--source-tokens/--target-tokens "
+                  "bpe), the four specials and 256 bytes included")
+
+
 @dataclass
 class PairsConfig:
     """Source -> target pairs for an encoder-decoder (rnnkit.data.pairs)."""
@@ -250,12 +262,8 @@ class PairsConfig:
     source_tokens: str = _opt("char", "seq2seq: read each source as characters (char), whitespace-separated "
                               "tokens (word) or byte-level BPE pieces learned from the training sources (bpe)",
                               ("char", "word", "bpe"))
-    target_tokens: str = _opt("auto", "seq2seq: read each target as characters (char), whitespace-separated "
-                              "tokens (word: phonemes, words), byte-level BPE pieces (bpe), or auto (word if the "
-                              "targets look like spaced symbols from a small set, such as ARPAbet phonemes)",
-                              ("auto", "char", "word", "bpe"))
-    bpe_vocab: int = _opt(1000, "seq2seq: tokens of each side's BPE tokenizer (--source-tokens/--target-tokens "
-                          "bpe), the four specials and 256 bytes included")
+    target_tokens: str = _opt(**_TARGET_TOKENS)
+    bpe_vocab: int = _opt(**_BPE_VOCAB)
 
     def __post_init__(self):
         self.paths, self.val, self.test = _paths(self.paths), _paths(self.val), _paths(self.test)
@@ -263,10 +271,50 @@ class PairsConfig:
         _check_choices(self)
 
 
+@dataclass
+class CaptionConfig(Seq2SeqConfig):
+    """An image captioner (rnnkit.models.captioner): a CNN's feature grid as the memory of the
+    encoder-decoder's decoder (--attention none: the image only starts the decoder, Show and Tell)."""
+
+    input_feeding: bool = _opt(False, "caption: feed each step's attentional vector into the next step (Luong)")
+    attention_penalty: float = _opt(1.0, "caption: weight of the doubly stochastic regularisation of Xu et al. "
+                                    "(each grid cell's attention, summed over the caption, kept near 1); 0 turns it "
+                                    "off")
+    image_shape: list = _opt([], "height, width and channels of the images; set from the data", cli=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_non_negative("attention_penalty", self.attention_penalty)
+        self.image_shape = list(self.image_shape)
+        if self.image_shape and (len(self.image_shape) != 3 or min(self.image_shape) < 1):
+            raise ConfigError(f"image_shape must be (height, width, channels); got {self.image_shape}")
+
+
+@dataclass
+class CaptionDataConfig:
+    """Images with captions (rnnkit.data.captions)."""
+
+    paths: list = _opt([], "a captions file: Karpathy's split JSON (Flickr8k/30k, COCO; what rnnkit data scenes "
+                       "writes), COCO's captions JSON, or Flickr8k's token file (image#n<TAB>caption)", cli=False)
+    split: tuple = _opt((0.8, 0.1, 0.1), "train,validation,test fractions of the images, for a file that has no split "
+                        "of its own")
+    split_seed: int = _opt(0, "seed of the random train/validation/test split")
+    image_size: int = _opt(0, "caption: resize every image to this many pixels square (0: keep the first image's "
+                           "size, and every image must have it)")
+    target_tokens: str = _opt(**_TARGET_TOKENS)
+    bpe_vocab: int = _opt(**_BPE_VOCAB)
+
+    def __post_init__(self):
+        self.paths = _paths(self.paths)
+        self.split = parse_split(self.split)
+        _check_choices(self)
+        _check_non_negative("image_size", self.image_size)
+
+
 # Each task's (model config, data config); the trainer's TrainConfig serves them all (rnnkit.tasks).
 TASK_CONFIGS = {"lm": (ModelConfig, DataConfig), "classify": (ClassifierConfig, ExamplesConfig),
                 "generate": (GeneratorConfig, ExamplesConfig), "series": (ForecasterConfig, SeriesConfig),
-                "seq2seq": (Seq2SeqConfig, PairsConfig)}
+                "seq2seq": (Seq2SeqConfig, PairsConfig), "caption": (CaptionConfig, CaptionDataConfig)}
 
 
 @dataclass

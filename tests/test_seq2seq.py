@@ -236,7 +236,7 @@ def test_translate_command(tmp_path, reverse_run):
                       hidden_size=8, embed_size=4, num_layers=1, progress=False, log=lambda m: None, sample_every=0)
     p = run_cli("translate", lm.dir, "abc")
     assert p.returncode == 2 and "trained for the lm task; translate needs a seq2seq run" in p.stderr
-    with pytest.raises(UsageError, match="--beam and --ignore-stress are for seq2seq runs"):
+    with pytest.raises(UsageError, match="--beam is for seq2seq and caption runs"):
         rnnkit.evaluate(lm.dir, beam=3)
 
 

@@ -37,6 +37,35 @@ def plot_attention(source_tokens: list[str], output_tokens: list[str], weights: 
     save_png(fig, path)
 
 
+def draw_image_attention(model, image: np.ndarray, path, beam: int = 0) -> dict:
+    """A caption run's attention over one image (uint8 (H, W, C)) as a PNG: the image with its
+    caption, then a panel per output word (and the end) with that word's weights over the feature
+    grid, upsampled to the image and laid over it (brighter: more weight). Returns the caption, its
+    tokens and the weights (T, grid H, grid W)."""
+    text, tokens, weights = model.attention_grid(image, beam=beam)
+    plt = pyplot()
+    H, W = image.shape[:2]
+    panels = 1 + len(tokens)
+    cols = min(panels, 6)
+    rows = (panels + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), dpi=110, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    shown = image if image.shape[2] == 3 else image[:, :, 0]
+    axes[0, 0].imshow(shown, cmap=None if image.shape[2] == 3 else "gray")
+    axes[0, 0].set_title("image", fontsize=8)
+    for k, (token, w) in enumerate(zip(tokens, weights), 1):
+        ax = axes[k // cols, k % cols]
+        ax.imshow(shown, cmap=None if image.shape[2] == 3 else "gray")
+        ax.imshow(w / max(float(w.max()), 1e-9), cmap="magma", alpha=0.6, extent=(-0.5, W - 0.5, H - 0.5, -0.5),
+                  interpolation="bilinear", vmin=0, vmax=1)
+        ax.set_title(f"{token} ({w.max():.2f})", fontsize=8)
+    fig.suptitle(text, fontsize=9)
+    fig.tight_layout()
+    save_png(fig, path)
+    return {"caption": text, "tokens": tokens, "weights": weights}
+
+
 def reading_stats(weights: np.ndarray) -> dict:
     """Sharpness (mean largest weight per output token) and monotone share (see the module doc)."""
     if not len(weights):

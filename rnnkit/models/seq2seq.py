@@ -45,21 +45,17 @@ class Seq2Seq(nn.Module):
     def __init__(self, config: Seq2SeqConfig, source_vocab=None, target_vocab=None):
         super().__init__()
         c = config
-        if c.source_vocab_size < 1 or c.target_vocab_size < 1:
-            raise ValueError("Seq2SeqConfig.source_vocab_size and target_vocab_size must be set from the data")
+        if c.target_vocab_size < 1:
+            raise ValueError("the config's target_vocab_size must be set from the data")
         self.config, self.source_vocab, self.target_vocab = c, source_vocab, target_vocab
         family = self.family = FAMILIES[c.cell]
-        H, E, D = c.hidden_size, c.embed_size, 2 if c.bidirectional else 1
-        self.src_embed = nn.Embedding(c.source_vocab_size, E, padding_idx=PAD)
-        self.encoder = family.make_fused(E, c, bidirectional=c.bidirectional)
-        family.init_weights(self.encoder, c)
-        self.bridge = nn.Linear(D * H, H) if D == 2 else None
+        H, E = c.hidden_size, c.embed_size
+        M = self.build_encoder(c)  # width of the memory
         self.tgt_embed = nn.Embedding(c.target_vocab_size, E, padding_idx=PAD)
         self.feeds = c.input_feeding and c.attention != "none"
         feed = H if self.feeds else 0
         self.decoder = family.make_fused(E + feed, c)
         family.init_weights(self.decoder, c)
-        M = D * H  # width of the memory
         if c.attention == "dot":
             self.mem_proj = nn.Linear(M, H, bias=False) if M != H else None
         elif c.attention == "general":
@@ -77,6 +73,18 @@ class Seq2Seq(nn.Module):
             self.out.weight = self.tgt_embed.weight
 
     # -- the encoder ------------------------------------------------------------------------------
+
+    def build_encoder(self, c) -> int:
+        """The source's embedding, encoder and bridge; returns the width of the memory (what a
+        subclass with another kind of source, such as images, replaces)."""
+        if c.source_vocab_size < 1:
+            raise ValueError("Seq2SeqConfig.source_vocab_size must be set from the data")
+        D = 2 if c.bidirectional else 1
+        self.src_embed = nn.Embedding(c.source_vocab_size, c.embed_size, padding_idx=PAD)
+        self.encoder = self.family.make_fused(c.embed_size, c, bidirectional=c.bidirectional)
+        self.family.init_weights(self.encoder, c)
+        self.bridge = nn.Linear(D * c.hidden_size, c.hidden_size) if D == 2 else None
+        return D * c.hidden_size
 
     def encode(self, source: torch.Tensor, lengths: torch.Tensor):
         """source (B, S), lengths (B,) -> memory (B, S', D x H), mask (B, S') True at real positions,
@@ -278,16 +286,18 @@ class Seq2Seq(nn.Module):
         generator = torch.Generator(device=device).manual_seed(seed) if temperature > 0 else None
         results = []
         for i in range(0, len(sources), batch_size):
-            chunk = sources[i:i + batch_size]
-            src, lengths = pad_ids([self.source_vocab.encode(s) for s in chunk])
-            src = src.to(device)
-            if beam:
-                for hyps in self.beam_search(src, lengths, beam, nbest, max_length):
-                    results.append([(self.target_vocab.decode(ids), score) for ids, score in hyps])
-            else:
-                ids, scores, _ = self.greedy(src, lengths, max_length, temperature, generator)
-                results += [[(self.target_vocab.decode(x), s)] for x, s in zip(ids, scores)]
+            src, lengths = pad_ids([self.source_vocab.encode(s) for s in sources[i:i + batch_size]])
+            results += self.decode_batch(src.to(device), lengths, beam, nbest, temperature, max_length, generator)
         return results
+
+    def decode_batch(self, src, lengths, beam: int = 0, nbest: int = 1, temperature: float = 0.0,
+                     max_length: int | None = None, generator=None) -> list[list[tuple[str, float]]]:
+        """The texts of one batch of encoded sources: greedy, sampled or beam search, as `translate`."""
+        if beam:
+            return [[(self.target_vocab.decode(ids), score) for ids, score in hyps]
+                    for hyps in self.beam_search(src, lengths, beam, nbest, max_length)]
+        ids, scores, _ = self.greedy(src, lengths, max_length, temperature, generator)
+        return [[(self.target_vocab.decode(x), s)] for x, s in zip(ids, scores)]
 
     @torch.no_grad()
     def attention_map(self, source: str, target: str | None = None, beam: int = 0):

@@ -27,9 +27,10 @@ from pathlib import Path
 
 from .. import checkpoint as ckpt
 from ..errors import CheckpointError, UsageError
-from . import classify, generate, lm, seq2seq, series
+from . import caption, classify, generate, lm, seq2seq, series
 
-TASKS = {"lm": lm, "classify": classify, "generate": generate, "series": series, "seq2seq": seq2seq}
+TASKS = {"lm": lm, "classify": classify, "generate": generate, "series": series, "seq2seq": seq2seq,
+         "caption": caption}
 
 
 def module_for(name: str):
