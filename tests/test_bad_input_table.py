@@ -52,6 +52,7 @@ def sandbox(tmp_path_factory, small_corpus, shakespeare_text):
     (box / "halfpair.tsv").write_text("cat\tK AE1 T\ndog\t \n")
     (box / "words.tsv").write_text("".join(f"{w}\tfwd\n{w[::-1]}\trev\n" for w in shakespeare_text[:4000].split()
                                            if len(w) > 2))
+    (box / "lost.json").write_text('{"images": [{"filename": "gone.png", "split": "train", "sentences": [{"raw": "a"}]}]}')
     (box / "notext").mkdir()
     (box / "notext" / "notes.md").write_text("not matched by the default --glob\n")
     rng = np.random.default_rng(0)

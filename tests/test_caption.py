@@ -150,6 +150,14 @@ def test_caption_command_and_its_attention(tmp_path, scenes, caption_run):
     fields = p.stdout.strip().split("\t")
     assert p.returncode == 0 and fields[0] == str(image) and len(fields) == 5, p.stderr
     assert (tmp_path / "att.png").read_bytes()[:4] == b"\x89PNG"
+    page = (tmp_path / "att.html").read_text()
+    words = fields[1].split()
+    assert page.count("<figure data-token=") == len(words) + 1 and "http" not in page  # each word and the end
+    from test_inspect import _chromium_or_skip
+    from rnnkit.inspect.browser import open_page
+    _chromium_or_skip()
+    dom, errors = open_page(tmp_path / "att.html", tmp_path / "att-shot.png")
+    assert errors == [] and dom.count("<img") == len(words) + 2 and fields[1] in dom
     p = run_cli("eval", caption_run.dir, "--beam", "2")
     assert p.returncode == 0 and "test (beam 2): BLEU-1" in p.stdout and "unseen (beam 2)" in p.stdout, p.stderr
     Image.new("RGB", (30, 30)).save(tmp_path / "big.png")

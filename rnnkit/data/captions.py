@@ -56,7 +56,10 @@ def _entries(path: Path) -> list[tuple[Path, list[str], str | None]]:
     """(image path, captions, split or None) per image, from any of the formats."""
     if not path.is_file():
         raise DataError(f"no such file: {path}")
-    text = path.read_text(encoding="utf-8", errors="strict")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not valid UTF-8 (first bad byte at offset {e.start})") from None
     base = path.parent
     if path.suffix.lower() == ".json":
         try:

@@ -40,8 +40,9 @@ def plot_attention(source_tokens: list[str], output_tokens: list[str], weights: 
 def draw_image_attention(model, image: np.ndarray, path, beam: int = 0) -> dict:
     """A caption run's attention over one image (uint8 (H, W, C)) as a PNG: the image with its
     caption, then a panel per output word (and the end) with that word's weights over the feature
-    grid, upsampled to the image and laid over it (brighter: more weight). Returns the caption, its
-    tokens and the weights (T, grid H, grid W)."""
+    grid, upsampled to the image and laid over it (brighter: more weight); and the same as a
+    self-contained HTML page beside it (same name, .html). Returns the caption, its tokens, the
+    weights (T, grid H, grid W) and the page's path."""
     text, tokens, weights = model.attention_grid(image, beam=beam)
     plt = pyplot()
     H, W = image.shape[:2]
@@ -63,7 +64,49 @@ def draw_image_attention(model, image: np.ndarray, path, beam: int = 0) -> dict:
     fig.suptitle(text, fontsize=9)
     fig.tight_layout()
     save_png(fig, path)
-    return {"caption": text, "tokens": tokens, "weights": weights}
+    page = Path(path).with_suffix(".html")
+    atomic_write_bytes(page, image_attention_page(image, text, tokens, weights, f"attention: {text}").encode("utf-8"))
+    return {"caption": text, "tokens": tokens, "weights": weights, "page": page}
+
+
+def _overlay_png(image: np.ndarray, weights: np.ndarray | None, scale: int) -> str:
+    """The image enlarged `scale` times, with `weights` (grid H, grid W) upsampled over it (bright
+    where the weight is high, dark where it is low), as a base64 PNG."""
+    import io
+
+    from PIL import Image
+    rgb = image if image.shape[2] == 3 else np.repeat(image, 3, axis=2)
+    big = Image.fromarray(rgb).resize((rgb.shape[1] * scale, rgb.shape[0] * scale), Image.NEAREST)
+    if weights is not None:
+        w = (weights / max(float(weights.max()), 1e-9) * 255).astype(np.uint8)
+        heat = np.asarray(Image.fromarray(w).resize(big.size, Image.BILINEAR), dtype=np.float32)[:, :, None] / 255
+        shown = np.asarray(big, dtype=np.float32) * (0.25 + 0.75 * heat)
+        big = Image.fromarray(shown.astype(np.uint8))
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def image_attention_page(image: np.ndarray, caption: str, tokens: list[str], weights: np.ndarray, title: str,
+                         scale: int = 4) -> str:
+    """A self-contained HTML page of a caption's attention: the image, then one panel per output
+    word with the image lit where that word's attention falls, its largest weight under it."""
+    cells = [f'<figure><img alt="image" src="data:image/png;base64,{_overlay_png(image, None, scale)}">'
+             "<figcaption>image</figcaption></figure>"]
+    for token, w in zip(tokens, weights):
+        cells.append(f'<figure data-token="{html.escape(token)}"><img alt="{html.escape(token)}" '
+                     f'src="data:image/png;base64,{_overlay_png(image, w, scale)}"><figcaption>'
+                     f"<b>{html.escape(token)}</b> {float(w.max()):.2f}</figcaption></figure>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>body {{ font: 14px system-ui, sans-serif; margin: 1em; }} figure {{ display: inline-block; margin: 0 .4em .8em 0; }}
+img {{ image-rendering: pixelated; display: block; }} figcaption {{ text-align: center; }}</style></head>
+<body><h1>{html.escape(title)}</h1><p id="caption">{html.escape(caption)}</p>
+<p>Each panel lights the image where the word's attention falls (brightest: the cell of largest weight,
+the number under the word).</p>
+<div id="panels">{"".join(cells)}</div></body></html>
+"""
 
 
 def reading_stats(weights: np.ndarray) -> dict:
