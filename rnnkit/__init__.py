@@ -1,5 +1,6 @@
 """rnnkit: train, sample and look inside recurrent networks (RNN, LSTM, GRU): character language
-models, sequence classifiers, conditional generators, forecasters and encoder-decoders.
+models, sequence classifiers, conditional generators, forecasters, encoder-decoders, image
+captioners and visual question answerers.
 
 The public API (everything else may change):
 
@@ -7,7 +8,8 @@ The public API (everything else may change):
     model = rnnkit.load("runs/x")                                   # a CharRNN with its vocabulary
     print(model.sample(length=300, prime="ROMEO:", temperature=0.8))
     print(model.evaluate(open("other.txt").read()))                 # nats, bits per char, perplexity
-    rnnkit.train("words.tsv", task="classify")                      # or "generate", "series", "seq2seq";
+    rnnkit.train("words.tsv", task="classify")                      # or "generate", "series", "seq2seq",
+                                                                    # "caption", "vqa";
     rnnkit.load(run_dir)                                            # ... each loads as its own model
     rnnkit.export("runs/x", "runs/x-onnx")                          # ONNX graphs for onnxruntime
 
@@ -31,6 +33,8 @@ _EXPORTS = {
     "SeriesRNN": ".models.forecaster", "Seq2Seq": ".models.seq2seq", "ClassifierConfig": ".config",
     "GeneratorConfig": ".config", "ForecasterConfig": ".config", "Seq2SeqConfig": ".config",
     "ExamplesConfig": ".config", "SeriesConfig": ".config", "PairsConfig": ".config",
+    "Captioner": ".models.captioner", "VQAModel": ".models.vqa", "CaptionConfig": ".config",
+    "CaptionDataConfig": ".config", "VQAConfig": ".config", "VQADataConfig": ".config",
 }
 _RENAMED = {"prepare": "prepare_text",  # rnnkit.prepare is rnnkit.data.prepare_text
             "export": "export_run"}  # rnnkit.export(run_dir, out) is `rnnkit export RUN --out DIR`

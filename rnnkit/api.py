@@ -50,6 +50,8 @@ def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown
         raise UsageError(f"--beam must be >= 0, got {beam}")
     if task == "caption":
         return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint, beam=beam)
+    if task == "vqa":
+        return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint)
     if task == "seq2seq":
         return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint, unknown=unknown, beam=beam,
                                              ignore_stress=ignore_stress)

@@ -6,6 +6,7 @@
     rnnkit predict RUN_DIR TEXT           the most likely classes (classifiers)
     rnnkit translate RUN_DIR TEXT         the outputs of an encoder-decoder (seq2seq), greedy or beam search
     rnnkit caption RUN_DIR IMAGE ...      the captions of a caption run for images, and where it looks
+    rnnkit answer RUN_DIR IMAGE QUESTION  a visual question answerer's answers
     rnnkit data clips|scenes --out DIR    synthetic data sets: video clips, captioned and questioned scenes
     rnnkit prepare DATA ...               encode text into a token file ahead of time
     rnnkit inspect RUN_DIR --text FILE    HTML report of the cells over a text
@@ -125,6 +126,11 @@ def _cmd_eval(args) -> int:
         print(f"{result['split']}: {result['horizon']} step(s) ahead, MSE {result['mse']:.4g}, MAE {result['mae']:.4g}; "
               f"persistence MSE {result['persistence_mse']:.4g}, MAE {result['persistence_mae']:.4g} "
               f"({result['steps']:,} steps)")
+    elif "per_type" in result:  # visual question answering
+        print(f"{result['split']} (inputs: {result['inputs']}): accuracy {result['accuracy']:.4f}; the majority "
+              f"answer of each question type {result['majority_accuracy']:.4f} ({result['questions']:,} questions)")
+        for kind, r in result["per_type"].items():
+            print(f"  {kind:<12} {r['accuracy']:.4f}   majority {r['majority']:.4f}   ({r['questions']:,} questions)")
     elif "splits" in result:  # a captioner
         how = f"beam {result['beam']}" if result["beam"] else "greedy"
         for name, r in result["splits"].items():
@@ -297,7 +303,7 @@ def _data_scenes(args, out: Path) -> int:
 
 def _cmd_caption(args) -> int:
     from .checkpoint import task_of
-    from .data.captions import _load_image
+    from .data.captions import load_image
     from .errors import UsageError
     from .tasks import load
     if args.beam < 0 or args.temperature < 0:
@@ -317,7 +323,7 @@ def _cmd_caption(args) -> int:
         raise RnnkitError("--attention draws the attention of one image; give one IMAGE")
     from .tasks.caption import read_run
     size = read_run(args.run_dir).data.image_size
-    images = [_load_image(Path(p), size) for p in args.images]
+    images = [load_image(Path(p), size) for p in args.images]
     shape = tuple(model.config.image_shape)
     for path, im in zip(args.images, images):
         if im.shape != shape:
@@ -332,6 +338,27 @@ def _cmd_caption(args) -> int:
         from .inspect.attention import draw_image_attention
         drawn = draw_image_attention(model, images[0], args.attention, beam=args.beam)
         print(f"wrote {args.attention}, {drawn['page']}", file=sys.stderr)
+    return 0
+
+
+def _cmd_answer(args) -> int:
+    from .checkpoint import task_of
+    from .data.captions import load_image
+    from .errors import UsageError
+    from .tasks import load
+    _check_positive(top_k=args.top_k)
+    task = task_of(args.run_dir)
+    if task != "vqa":
+        raise UsageError(f"{args.run_dir} was trained for the {task} task; answer needs a vqa run")
+    from .tasks.vqa import read_run
+    image = load_image(Path(args.image), read_run(args.run_dir).data.image_size)
+    model = load(args.run_dir, args.checkpoint)
+    if list(image.shape) != list(model.config.image_shape):
+        shape = model.config.image_shape
+        raise RnnkitError(f"{args.image} is {image.shape[1]} x {image.shape[0]} pixels; this model reads {shape[1]} x "
+                          f"{shape[0]} (resize the image first)")
+    for answer, p in model.answer(image[None], [args.question], top_k=args.top_k)[0]:
+        print(f"{answer}\t{p:.4f}")
     return 0
 
 
@@ -702,6 +729,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "and the same as an HTML page beside it (same name, .html)")
     _add_checkpoint(p)
     p.set_defaults(func=_cmd_caption)
+
+    p = sub.add_parser("answer", help="a vqa run's answers to a question about an image", description=(
+        "Answer QUESTION about IMAGE with a vqa run: the --top-k most likely answers (of those seen in "
+        "training), one per line with its probability."))
+    _add_run_dir(p)
+    p.add_argument("image", metavar="IMAGE", help="the image file, the size the run's images had")
+    p.add_argument("question", metavar="QUESTION", help="the question, e.g. \"what colour is the circle?\"")
+    p.add_argument("--top-k", type=int, default=1, help="how many answers to list (default: 1)")
+    _add_checkpoint(p)
+    p.set_defaults(func=_cmd_answer)
 
     p = sub.add_parser("export", help="write a language model or classifier as ONNX, for runtimes without PyTorch",
                        description=(

@@ -167,10 +167,10 @@ class ExamplesConfig:
     split: tuple = _opt((0.8, 0.1, 0.1), "train,validation,test fractions of the examples (a seeded random split)")
     split_seed: int = _opt(0, "classify, generate, seq2seq, caption: seed of the random train/validation/test "
                            "split")
-    val: list = _opt([], "classify, generate, seq2seq: a file of validation examples (then --split does not take "
-                     "any)", kind=str)
-    test: list = _opt([], "classify, generate, seq2seq: a file of test examples (then --split does not take any)",
-                      kind=str)
+    val: list = _opt([], "classify, generate, seq2seq, vqa: a file of validation examples (then --split does not "
+                     "take any; vqa: a questions file)", kind=str)
+    test: list = _opt([], "classify, generate, seq2seq, vqa: a file of test examples (then --split does not take "
+                      "any; vqa: a questions file)", kind=str)
     class_weights: bool = _opt(False, "classify: weight the loss by inverse class frequency (imbalanced data)")
     tokens: str = _opt("char", "classify: what a text is a sequence of: char (characters) or word (whitespace-"
                        "separated words; words seen fewer than --min-count times in training, and words never "
@@ -299,10 +299,12 @@ class CaptionDataConfig:
     split: tuple = _opt((0.8, 0.1, 0.1), "train,validation,test fractions of the images, for a file that has no split "
                         "of its own")
     split_seed: int = _opt(0, "seed of the random train/validation/test split")
-    image_size: int = _opt(0, "caption: resize every image to this many pixels square (0: keep the first image's "
-                           "size, and every image must have it)")
+    image_size: int = _opt(0, "caption, vqa: resize every image to this many pixels square (0: keep the first "
+                           "image's size, and every image must have it)")
     target_tokens: str = _opt(**_TARGET_TOKENS)
     bpe_vocab: int = _opt(**_BPE_VOCAB)
+    skip_missing: bool = _opt(False, "caption: leave out the images the captions file names but their folder lacks "
+                              "(default: an error naming them)")
 
     def __post_init__(self):
         self.paths = _paths(self.paths)
@@ -311,10 +313,47 @@ class CaptionDataConfig:
         _check_non_negative("image_size", self.image_size)
 
 
+@dataclass
+class VQAConfig(ModelConfig):
+    """A visual question answerer (rnnkit.models.vqa): an RNN over the question, the captioner's CNN
+    over the image, an answer classifier over their element-wise product."""
+
+    inputs: str = _opt("both", "vqa: what the model sees: both (question and image), question (the question-only "
+                       "baseline) or image (the image-only baseline)", ("both", "question", "image"))
+    num_answers: int = _opt(0, "answers seen in training; set from the data", cli=False)
+    image_shape: list = _opt([], "height, width and channels of the images; set from the data", cli=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.image_shape = list(self.image_shape)
+
+
+@dataclass
+class VQADataConfig:
+    """Questions about images with their answers, in VQA v2's formats (rnnkit.data.questions)."""
+
+    paths: list = _opt([], "VQA v2 questions files ({\"questions\": [{\"image_id\", \"question\", \"question_id\"}]}), "
+                       "each with its annotations file beside it (the same name with 'annotations' for 'questions')",
+                       cli=False)
+    val: list = _opt([], "vqa: a questions file of validation questions", kind=str)
+    test: list = _opt([], "vqa: a questions file of test questions", kind=str)
+    image_dir: str = _opt("", "vqa: the folder of the images (default: the 'images' folder beside the questions "
+                          "file's folder, as rnnkit data scenes writes it)")
+    image_pattern: str = _opt("{image_id:06d}.png", "vqa: an image's file name from its id, a Python format string "
+                              "(COCO's: COCO_train2014_{image_id:012d}.jpg)")
+    image_size: int = _opt(0, "caption, vqa: resize every image to this many pixels square (0: keep the first "
+                           "image's size, and every image must have it)")
+
+    def __post_init__(self):
+        self.paths, self.val, self.test = _paths(self.paths), _paths(self.val), _paths(self.test)
+        _check_non_negative("image_size", self.image_size)
+
+
 # Each task's (model config, data config); the trainer's TrainConfig serves them all (rnnkit.tasks).
 TASK_CONFIGS = {"lm": (ModelConfig, DataConfig), "classify": (ClassifierConfig, ExamplesConfig),
                 "generate": (GeneratorConfig, ExamplesConfig), "series": (ForecasterConfig, SeriesConfig),
-                "seq2seq": (Seq2SeqConfig, PairsConfig), "caption": (CaptionConfig, CaptionDataConfig)}
+                "seq2seq": (Seq2SeqConfig, PairsConfig), "caption": (CaptionConfig, CaptionDataConfig),
+                "vqa": (VQAConfig, VQADataConfig)}
 
 
 @dataclass

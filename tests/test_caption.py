@@ -79,8 +79,10 @@ def test_the_caption_formats_read_alike(tmp_path):
         read_captions([str(tmp_path / "coco.json")], (0.0, 0.0, 1.0), 0)
     assert read_captions([str(tmp_path / "coco.json")], (0.0, 0.0, 1.0), 0, image_size=8)["test"].images.shape[1] == 8
     (tmp_path / "a.png").unlink()
-    with pytest.raises(DataError, match="image not found: .*a.png"):
+    with pytest.raises(DataError, match="1 of the 2 images the captions name are missing: .*a.png"):
         read_captions([str(tmp_path / "flickr.token.txt")], (0.0, 0.0, 1.0), 0)
+    kept = read_captions([str(tmp_path / "flickr.token.txt")], (0.0, 0.0, 1.0), 0, skip_missing=True)["test"]
+    assert kept.captions == [["a blue image"]]
     (tmp_path / "bad.txt").write_text("a.png a caption without a tab\n")
     with pytest.raises(DataError, match="line 1: expected image#n<TAB>caption"):
         read_captions([str(tmp_path / "bad.txt")], (0.0, 0.0, 1.0), 0)

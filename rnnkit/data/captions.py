@@ -96,10 +96,16 @@ def _entries(path: Path) -> list[tuple[Path, list[str], str | None]]:
     return [(base / name, caps, None) for name, caps in by_name.items()]
 
 
-def _load_image(path: Path, size: int) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+def _resolve(path: Path) -> Path:
+    """An image's path, or the same name in an "images" folder beside it if only that exists."""
     if not path.is_file() and (path.parent / "images" / path.name).is_file():
-        path = path.parent / "images" / path.name
+        return path.parent / "images" / path.name
+    return path
+
+
+def load_image(path: Path, size: int) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+    path = _resolve(path)
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
@@ -112,12 +118,35 @@ def _load_image(path: Path, size: int) -> np.ndarray:
         raise DataError(f"{path} is not an image Pillow can read ({e})") from None
 
 
-def read_captions(paths: list[str], split: tuple, seed: int, image_size: int = 0) -> dict[str, Captioned]:
+def load_images(paths: list[Path], size: int, shape: tuple | None = None) -> np.ndarray:
+    """The images at `paths` as one uint8 array (N, H, W, C), resized to `size` square if it is not 0;
+    else each must have the first one's size (or `shape`), and the error names the one that does not."""
+    images = []
+    for path in paths:
+        pixels = load_image(path, size)
+        shape = shape or pixels.shape
+        if pixels.shape != shape:
+            raise DataError(f"{path} is {pixels.shape[1]} x {pixels.shape[0]} pixels where the first image is "
+                            f"{shape[1]} x {shape[0]}; give --image-size to resize them all")
+        images.append(pixels)
+    return np.stack(images)
+
+
+def read_captions(paths: list[str], split: tuple, seed: int, image_size: int = 0,
+                  skip_missing: bool = False) -> dict[str, Captioned]:
     """The images and captions of every file, by split (train, val, test, and any other split the
-    file names); images without a split of their own are dealt by the seeded fractions `split`."""
+    file names); images without a split of their own are dealt by the seeded fractions `split`.
+    Images the files name but the folder lacks are an error naming them, or left out with
+    `skip_missing`."""
     if not paths:
         raise DataError("caption needs a captions file (Karpathy JSON, COCO captions JSON or Flickr8k tokens)")
     entries = [e for p in paths for e in _entries(Path(p))]
+    missing = [e[0] for e in entries if not _resolve(e[0]).is_file()]
+    if missing and not skip_missing:
+        shown = ", ".join(str(m) for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise DataError(f"{len(missing):,} of the {len(entries):,} images the captions name are missing: {shown} "
+                        "(--skip-missing leaves them out)")
+    entries = [e for e in entries if _resolve(e[0]).is_file()]
     if not entries:
         raise DataError(f"no images in {', '.join(map(str, paths))}")
     rng = np.random.default_rng(seed)
@@ -133,16 +162,9 @@ def read_captions(paths: list[str], split: tuple, seed: int, image_size: int = 0
         groups.setdefault(own or dealt[i], []).append(i)
     out, shape = {}, None
     for name, idx in groups.items():
-        images = []
-        for i in idx:
-            pixels = _load_image(entries[i][0], image_size)
-            if shape is None:
-                shape = pixels.shape
-            elif pixels.shape != shape:
-                raise DataError(f"{entries[i][0]} is {pixels.shape[1]} x {pixels.shape[0]} pixels where the first "
-                                f"image is {shape[1]} x {shape[0]}; give --image-size to resize them all")
-            images.append(pixels)
-        out[name] = Captioned(np.stack(images), [[c for c in map(normalise, entries[i][1]) if c] for i in idx],
+        images = load_images([entries[i][0] for i in idx], image_size, shape)
+        shape = images.shape[1:]
+        out[name] = Captioned(images, [[c for c in map(normalise, entries[i][1]) if c] for i in idx],
                               [str(entries[i][0]) for i in idx])
     return out
 

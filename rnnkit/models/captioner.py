@@ -17,6 +17,7 @@ of the caption task's loss (rnnkit.tasks.caption), weighted by --attention-penal
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -92,7 +93,7 @@ class Captioner(Seq2Seq):
         default, sampled with `temperature` > 0, beam search with `beam` >= 1."""
         if self.target_vocab is None:
             raise ValueError("this model has no vocabulary attached; load it with rnnkit.load(run_dir)")
-        images = torch.as_tensor(images)
+        images = torch.from_numpy(np.array(images)) if isinstance(images, np.ndarray) else torch.as_tensor(images)
         images = images[None] if images.dim() == 3 else images
         if tuple(images.shape[1:]) != tuple(self.config.image_shape):
             raise ValueError(f"this model reads images of {' x '.join(map(str, self.config.image_shape))}, got "
@@ -114,7 +115,7 @@ class Captioner(Seq2Seq):
         self.eval()
         from ..data.pairs import pad_ids
         text = self.caption(image, beam=beam)[0][0][0]
-        x, lengths = self.image_batch(torch.as_tensor(image)[None])
+        x, lengths = self.image_batch(torch.from_numpy(np.array(image))[None])
         tgt, _ = pad_ids([self.target_vocab.encode(text)], bos=True, eos=True)
         device = self.out.weight.device
         _, attention = self(x.to(device), lengths, tgt[:, :-1].to(device))

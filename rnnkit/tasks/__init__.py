@@ -27,10 +27,10 @@ from pathlib import Path
 
 from .. import checkpoint as ckpt
 from ..errors import CheckpointError, UsageError
-from . import caption, classify, generate, lm, seq2seq, series
+from . import caption, classify, generate, lm, seq2seq, series, vqa
 
 TASKS = {"lm": lm, "classify": classify, "generate": generate, "series": series, "seq2seq": seq2seq,
-         "caption": caption}
+         "caption": caption, "vqa": vqa}
 
 
 def module_for(name: str):
@@ -47,7 +47,8 @@ def load(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
 
 EXAMPLES = (".tsv", ".jsonl")  # labelled examples or pairs: classify, generate or seq2seq
 CHOICES = {"classify": "--task classify (text -> class)", "generate": "--task generate (class -> text)",
-           "seq2seq": "--task seq2seq (text -> text)", "series": "--task series (the next values)"}
+           "seq2seq": "--task seq2seq (text -> text)", "series": "--task series (the next values)",
+           "caption": "--task caption (image -> text)", "vqa": "--task vqa (image and question -> answer)"}
 
 
 def infer(paths: list, options) -> str:
@@ -64,12 +65,13 @@ def infer(paths: list, options) -> str:
         return "lm"  # a mix: the chosen task's reader names what does not fit
     kind = kinds.pop()
     candidates = {"vectors": ["classify"], "examples": ["classify", "generate", "seq2seq"], "series": ["series"],
-                  "csv": ["classify", "generate", "series"], "text": ["lm"]}[kind]
+                  "csv": ["classify", "generate", "series"], "text": ["lm"], "images": ["caption", "vqa"]}[kind]
     for name in options:
         owners = [t for t in candidates if any(name in {f.name for f in fields(cls)} for cls in TASKS[t].CONFIGS)]
         candidates = owners or candidates
     if len(candidates) > 1:
-        what = {"examples": "holds pairs of texts", "csv": "may hold labelled texts or a series"}[kind]
+        what = {"examples": "holds pairs of texts", "csv": "may hold labelled texts or a series",
+                "images": "may describe images with captions or questions"}[kind]
         choices = [CHOICES[t] for t in candidates]
         raise UsageError(f"{paths[0]} {what}: give {', '.join(choices[:-1])} or {choices[-1]}")
     return candidates[0]
@@ -81,6 +83,8 @@ def _data_kind(path: Path) -> str:
         return "vectors"
     if suffix in EXAMPLES:
         return "examples"
+    if suffix == ".json":
+        return "images"  # a captions file (Karpathy, COCO) or VQA questions
     if suffix != ".csv" or not path.is_file():
         return "text"
     try:

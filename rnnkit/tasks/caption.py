@@ -157,7 +157,7 @@ class Task:
 
 
 def splits(data: CaptionDataConfig) -> dict[str, Captioned]:
-    return read_captions(data.paths, data.split, data.split_seed, data.image_size)
+    return read_captions(data.paths, data.split, data.split_seed, data.image_size, data.skip_missing)
 
 
 def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, resumed: RunConfig | None = None,
