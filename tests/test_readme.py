@@ -25,13 +25,14 @@ def _steps(blocks: list[str]):
                     words = shlex.split(command)
                     if "rnnkit" not in words[:3] and "-m" not in words:
                         continue
-                    verb = next(w for w in words if w in ("train", "sample", "eval", "inspect", "cells",
-                                                          "gates", "compare", "prepare", "ngram", "predict", "translate"))
+                    verb = next(w for w in words if w in ("train", "sample", "eval", "inspect", "cells", "gates",
+                                                          "compare", "prepare", "ngram", "predict", "translate",
+                                                          "data", "caption", "answer", "export"))
                     made = [words[i + 1] for i, w in enumerate(words) if w in ("--out", "-o") and verb == "train"]
                     used = [words[i + 1] for i, w in enumerate(words) if w in ("--resume", "--init-from")]
                     after = words[words.index(verb) + 1:]
                     if verb in ("sample", "eval", "inspect", "cells", "gates", "compare", "predict",
-                                "translate") and after:
+                                "translate", "caption", "answer", "export") and after:
                         used.append(after[0])
                     yield made, used, line
             for name in re.findall(r"\bout=\"([^\"]+)\"", line):
