@@ -212,9 +212,8 @@ def _cmd_predict(args) -> int:
     return 0
 
 
-def _cmd_translate(args) -> int:
-    if (args.text is None) == (args.input is None):
-        raise RnnkitError("give a TEXT to translate or --input FILE (one source per line), not both")
+def _check_decoding(args) -> None:
+    """translate and caption: --beam, --nbest and --temperature that make sense together."""
     _check_positive(nbest=args.nbest)
     if args.beam < 0 or args.temperature < 0:
         raise RnnkitError("--beam and --temperature must be >= 0")
@@ -222,6 +221,12 @@ def _cmd_translate(args) -> int:
         raise RnnkitError("--temperature samples; --beam searches: give one of them")
     if args.nbest > max(args.beam, 1):
         raise RnnkitError(f"--nbest {args.nbest} needs --beam {args.nbest} or wider")
+
+
+def _cmd_translate(args) -> int:
+    if (args.text is None) == (args.input is None):
+        raise RnnkitError("give a TEXT to translate or --input FILE (one source per line), not both")
+    _check_decoding(args)
     if args.attention and args.text is None:
         raise RnnkitError("--attention draws the map of one TEXT; give the text instead of --input")
     from .checkpoint import task_of
@@ -306,13 +311,7 @@ def _cmd_caption(args) -> int:
     from .data.captions import load_image
     from .errors import UsageError
     from .tasks import load
-    if args.beam < 0 or args.temperature < 0:
-        raise RnnkitError("--beam and --temperature must be >= 0")
-    if args.beam and args.temperature:
-        raise RnnkitError("--temperature samples; --beam searches: give one of them")
-    _check_positive(nbest=args.nbest)
-    if args.nbest > max(args.beam, 1):
-        raise RnnkitError(f"--nbest {args.nbest} needs --beam {args.nbest} or wider")
+    _check_decoding(args)
     task = task_of(args.run_dir)
     if task != "caption":
         raise UsageError(f"{args.run_dir} was trained for the {task} task; caption needs a caption run")
@@ -570,6 +569,19 @@ def _add_checkpoint(p) -> None:
                    help="weights with the best validation loss, or the latest (default: best)")
 
 
+def _add_decoding(p, per: str, outputs: str, longest: str) -> None:
+    """translate's and caption's decoding flags: --beam, --nbest, --temperature, --max-length, --seed."""
+    p.add_argument("--beam", type=int, default=0, help=f"beam search with this many hypotheses per {per}, batched "
+                   f"over {per}s and beam (default: 0, greedy)")
+    p.add_argument("--nbest", type=int, default=1, help=f"{outputs} per {per}, best first (needs --beam at least as "
+                   "wide; default: 1)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sample each token at this temperature instead "
+                   "of taking the most likely (default: 0, greedy; not with --beam)")
+    p.add_argument("--max-length", type=int, default=0, help=f"longest output in tokens (default: the run's "
+                   f"--max-length, else {longest})")
+    p.add_argument("--seed", type=int, default=0, help="random seed for --temperature sampling (default: 0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rnnkit", description="Train, sample, evaluate and look inside recurrent networks "
                      "(RNN/LSTM/GRU): character language models, sequence classifiers, conditional generators, time-series "
@@ -672,15 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", metavar="TEXT", nargs="?", help="the source to translate")
     p.add_argument("--input", metavar="FILE", help="translate every non-empty line of FILE instead")
     p.add_argument("--output", metavar="TSV", help="write the translations here instead of printing them")
-    p.add_argument("--beam", type=int, default=0, help="beam search with this many hypotheses per source, batched "
-                   "over sources and beam (default: 0, greedy)")
-    p.add_argument("--nbest", type=int, default=1, help="outputs per source, best first (needs --beam at least as "
-                   "wide; default: 1)")
-    p.add_argument("--temperature", type=float, default=0.0, help="sample each token at this temperature instead "
-                   "of taking the most likely (default: 0, greedy; not with --beam)")
-    p.add_argument("--max-length", type=int, default=0, help="longest output in tokens (default: the run's "
-                   "--max-length, else twice the source's length + 10)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for --temperature sampling (default: 0)")
+    _add_decoding(p, "source", "outputs", "twice the source's length + 10")
     p.add_argument("--attention", metavar="PNG", help="also draw the attention map of TEXT's output here, and the "
                    "same as an HTML page beside it (same name, .html)")
     _add_unknown(p, "the sources")
@@ -714,16 +718,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Caption each IMAGE with a caption run: the image's path, then its --nbest captions with their scores "
         "(summed log-probabilities; length-normalised with --beam), tab-separated."))
     _add_run_dir(p)
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG ...), the size the run's images had")
-    p.add_argument("--beam", type=int, default=0, help="beam search with this many hypotheses per image (default: 0, "
-                   "greedy)")
-    p.add_argument("--nbest", type=int, default=1, help="captions per image, best first (needs --beam at least as "
-                   "wide; default: 1)")
-    p.add_argument("--temperature", type=float, default=0.0, help="sample each word at this temperature instead of "
-                   "taking the most likely (default: 0, greedy; not with --beam)")
-    p.add_argument("--max-length", type=int, default=0, help="longest caption in tokens (default: the run's "
-                   "--max-length, else 30)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for --temperature sampling (default: 0)")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG ...) of the size the run's "
+                   "images had (any size if the run resized them with --image-size)")
+    _add_decoding(p, "image", "captions", "30")
     p.add_argument("--attention", metavar="PNG", help="also draw where the model looks for each word of the (best) "
                    "caption of the one IMAGE: the image, then one panel per word with its attention over the image; "
                    "and the same as an HTML page beside it (same name, .html)")

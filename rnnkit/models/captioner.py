@@ -98,16 +98,8 @@ class Captioner(Seq2Seq):
         if tuple(images.shape[1:]) != tuple(self.config.image_shape):
             raise ValueError(f"this model reads images of {' x '.join(map(str, self.config.image_shape))}, got "
                              f"{' x '.join(map(str, images.shape[1:]))}")
-        if nbest > max(beam, 1):
-            raise ValueError(f"nbest ({nbest}) needs a beam at least as wide")
-        self.eval()
-        device = self.out.weight.device
-        generator = torch.Generator(device=device).manual_seed(seed) if temperature > 0 else None
-        results = []
-        for i in range(0, len(images), batch_size):
-            x, lengths = self.image_batch(images[i:i + batch_size])
-            results += self.decode_batch(x.to(device), lengths, beam, nbest, temperature, max_length, generator)
-        return results
+        batches = (self.image_batch(images[i:i + batch_size]) for i in range(0, len(images), batch_size))
+        return self.decode_all(batches, beam, nbest, temperature, max_length, seed)
 
     @torch.no_grad()
     def attention_grid(self, image, beam: int = 0):

@@ -279,14 +279,21 @@ class Seq2Seq(nn.Module):
         if self.source_vocab is None:
             raise ValueError("this model has no vocabularies attached; load it with rnnkit.load(run_dir)")
         sources = [sources] if isinstance(sources, str) else list(sources)
+        batches = (pad_ids([self.source_vocab.encode(s) for s in sources[i:i + batch_size]])
+                   for i in range(0, len(sources), batch_size))
+        return self.decode_all(batches, beam, nbest, temperature, max_length, seed)
+
+    def decode_all(self, batches, beam: int, nbest: int, temperature: float, max_length: int | None,
+                   seed: int) -> list[list[tuple[str, float]]]:
+        """`decode_batch` over an iterable of (source, lengths) batches, in eval mode, with one seeded
+        generator for sampling: what `translate` (and the captioner's `caption`) share."""
         if nbest > max(beam, 1):
             raise ValueError(f"nbest ({nbest}) needs a beam at least as wide")
         self.eval()
         device = self.out.weight.device
         generator = torch.Generator(device=device).manual_seed(seed) if temperature > 0 else None
         results = []
-        for i in range(0, len(sources), batch_size):
-            src, lengths = pad_ids([self.source_vocab.encode(s) for s in sources[i:i + batch_size]])
+        for src, lengths in batches:
             results += self.decode_batch(src.to(device), lengths, beam, nbest, temperature, max_length, generator)
         return results
 
