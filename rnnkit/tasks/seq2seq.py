@@ -72,18 +72,16 @@ def encode_pairs(pairs: Pairs, source_vocab: SideVocab, target_vocab: SideVocab)
 
 
 @torch.no_grad()
-def token_nats(model: Seq2Seq, sources: list[np.ndarray], targets: list[np.ndarray]) -> tuple[float, int]:
-    """Summed teacher-forced cross-entropy of the targets (EOS included) and the number of tokens."""
+def teacher_forced_nats(model: Seq2Seq, batches) -> tuple[float, int]:
+    """Summed teacher-forced cross-entropy over an iterable of (source, source lengths, target ids)
+    batches, the targets' EOS included, and the number of target tokens; in eval mode."""
     was_training = model.training
     model.eval()
     device = model.out.weight.device
-    order = np.argsort([len(s) for s in sources], kind="stable")
     total, count = 0.0, 0
     try:
-        for i in range(0, len(order), EVAL_BATCH):
-            idx = order[i:i + EVAL_BATCH]
-            src, src_len = pad_ids([sources[j] for j in idx])
-            tgt, _ = pad_ids([targets[j] for j in idx], bos=True, eos=True)
+        for src, src_len, targets in batches:
+            tgt, _ = pad_ids(targets, bos=True, eos=True)
             tgt = tgt.to(device)
             logits, _ = model(src.to(device), src_len, tgt[:, :-1])
             y = tgt[:, 1:]
@@ -93,6 +91,14 @@ def token_nats(model: Seq2Seq, sources: list[np.ndarray], targets: list[np.ndarr
     finally:
         model.train(was_training)
     return total, count
+
+
+def token_nats(model: Seq2Seq, sources: list[np.ndarray], targets: list[np.ndarray]) -> tuple[float, int]:
+    """Summed teacher-forced cross-entropy of the targets (EOS included) and the number of tokens."""
+    order = np.argsort([len(s) for s in sources], kind="stable")
+    batches = ((*pad_ids([sources[j] for j in idx]), [targets[j] for j in idx])
+               for idx in (order[i:i + EVAL_BATCH] for i in range(0, len(order), EVAL_BATCH)))
+    return teacher_forced_nats(model, batches)
 
 
 def tokens_per_process(real: torch.Tensor) -> torch.Tensor:
