@@ -31,12 +31,12 @@ def sample(run_dir, checkpoint: str = "best", on_text: Callable[[str], None] | N
 
 def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown: str = "error",
              horizon: int = 1, judge: str | None = None, num_samples: int | None = None, beam: int = 0,
-             ignore_stress: bool = False) -> dict:
+             ignore_stress: bool = False, glimpses_png: str | None = None) -> dict:
     """`rnnkit eval`: the task's metrics on the run's test split, or on `file` if given. `horizon`:
     for a forecaster, how many steps ahead each prediction is made. For a generator, `num_samples`
     samples per class are drawn and described, and `judge` (a classifier run) classifies them. For an
     encoder-decoder, `beam` decodes with beam search (0: greedy) and `ignore_stress` scores ARPAbet
-    phonemes without their stress digits."""
+    phonemes without their stress digits. For a glimpse run, `glimpses_png` draws the glimpse paths."""
     task = ckpt.task_of(run_dir)
     if horizon != 1 and task != "series":
         raise UsageError(f"--horizon is for forecasters; {run_dir} was trained for the {task} task")
@@ -48,6 +48,10 @@ def evaluate(run_dir, file: str | None = None, checkpoint: str = "best", unknown
         raise UsageError(f"--beam is for seq2seq and caption runs; {run_dir} was trained for the {task} task")
     if beam < 0:
         raise UsageError(f"--beam must be >= 0, got {beam}")
+    if glimpses_png and task != "glimpse":
+        raise UsageError(f"--glimpses is for glimpse runs; {run_dir} was trained for the {task} task")
+    if task == "glimpse":
+        return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint, glimpses_png=glimpses_png)
     if task == "caption":
         return module_for(task).evaluate_run(run_dir, file, checkpoint=checkpoint, beam=beam)
     if task == "vqa":

@@ -109,7 +109,8 @@ def _cmd_sample(args) -> int:
 def _cmd_eval(args) -> int:
     from .api import evaluate
     result = evaluate(args.run_dir, args.file, checkpoint=args.checkpoint, unknown=args.unknown, horizon=args.horizon,
-                      judge=args.judge, num_samples=args.samples, beam=args.beam, ignore_stress=args.ignore_stress)
+                      judge=args.judge, num_samples=args.samples, beam=args.beam, ignore_stress=args.ignore_stress,
+                      glimpses_png=args.glimpses)
     if args.plot:
         if "horizon" not in result:
             raise RnnkitError("--plot is for forecasters (series runs)")
@@ -160,6 +161,9 @@ def _cmd_eval(args) -> int:
         for name, c in result["per_class"].items():
             print(f"{name:<16} {c['precision']:>9.3f} {c['recall']:>9.3f} {c['f1']:>9.3f} {c['support']:>8,}")
         print("\nconfusion matrix (rows: true class, columns: predicted)\n" + confusion_table(result))
+        if "on_object" in result:
+            print("\nglimpses on the object (within half the finest patch): " +
+                  ", ".join(f"{t + 1}: {v:.3f}" for t, v in enumerate(result["on_object"])))
     else:
         print(f"{result['split']}: {result['nats']:.4f} nats/char, {result['bpc']:.4f} bits/char, "
               f"perplexity {result['perplexity']:.3f} ({result['chars']:,} characters)")
@@ -277,6 +281,8 @@ def _cmd_data(args) -> int:
     out = Path(args.out)
     if args.kind == "scenes":
         return _data_scenes(args, out)
+    if args.kind == "digits":
+        return _data_digits(args, out)
     size = args.size or 32
     if args.frames < 3 or size < 12:
         raise RnnkitError(f"clips need --frames >= 3 and --size >= 12, got {args.frames} and {size}")
@@ -290,9 +296,27 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _data_digits(args, out: Path) -> int:
+    from .data.digits import write_digits
+    size, clutter = args.size or 24, 4 if args.clutter is None else args.clutter
+    if not 8 <= size <= 512 or clutter < 0 or args.num < 10:
+        raise RnnkitError(f"digits need --size from 8 to 512, --clutter >= 0 and --num >= 10, got {size}, {clutter} "
+                          f"and {args.num}")
+    present = [n for n in ("train.npz", "val.npz", "test.npz", "meta.json") if (out / n).exists()]
+    if present and not args.force:
+        raise RnnkitError(f"{out} already holds {', '.join(present)}; pass --force to overwrite it")
+    meta = write_digits(out, args.num, args.seed, size, clutter)
+    n = meta["sizes"]
+    print(f"{args.num:,} canvases of {size} x {size} pixels, one digit and {clutter} pieces of clutter each: "
+          f"train/val/test {n['train']:,}/{n['val']:,}/{n['test']:,} (from {meta['digit_images']['train']:,}/"
+          f"{meta['digit_images']['val']:,}/{meta['digit_images']['test']:,} digit images) -> {out}")
+    return 0
+
+
 def _data_scenes(args, out: Path) -> int:
     from .data.scenes import write_scenes
     size = args.size or 48
+    args.clutter = args.clutter or 0
     if size < 24 or args.clutter < 0 or not 0 <= args.noise < 1:
         raise RnnkitError(f"scenes need --size >= 24, --clutter >= 0 and --noise in [0, 1), got {size}, "
                           f"{args.clutter} and {args.noise}")
@@ -611,13 +635,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --init-from: add the characters of the new text that RUN_DIR's vocabulary lacks "
                    "(new embedding and output rows; the old characters keep theirs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--task", choices=tuple(TASK_CONFIGS), help="what to learn: lm (a character language "
+    p.add_argument("--task", choices=(*TASK_CONFIGS, "video"), help="what to learn: lm (a character language "
                    "model, the default), classify (text -> a class, from labelled examples), generate (a class -> "
                    "short texts, from the same examples; or unlabelled lines), series (a CSV time series -> its "
-                   "next values), seq2seq (a source text -> a target text, from a TSV of pairs) or caption (an "
+                   "next values), seq2seq (a source text -> a target text, from a TSV of pairs), caption (an "
                    "image -> a sentence, from a captions file: Karpathy's split JSON, COCO's captions JSON or "
-                   "Flickr8k's tokens); without it, the data decide where they can; --resume and --init-from keep "
-                   "their run's task")
+                   "Flickr8k's tokens), vqa (an image and a question -> an answer, from VQA v2 files), glimpse (an "
+                   "image -> a class, from a few glimpses, from an .npz of images) or video (a clip -> a class: "
+                   "classify over an .npz of frames); without it, the data decide where they can; --resume and "
+                   "--init-from keep their run's task")
     seen: set = set()
     for name, (model_cls, data_cls) in TASK_CONFIGS.items():
         add_arguments(p, model_cls, f"model ({name})" if name != "lm" else "model", seen)
@@ -652,6 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_unknown(p, "FILE")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--confusion", metavar="PNG", help="classifiers: also draw the confusion matrix here")
+    p.add_argument("--glimpses", metavar="PNG", help="glimpse runs (recurrent attention): draw the first test images "
+                   "with their glimpse paths here")
     p.add_argument("--horizon", type=int, default=1, help="forecasters: predict each step this many steps ahead, "
                    "feeding predictions back (default: 1, every input a true value)")
     p.add_argument("--plot", metavar="PNG", help="forecasters: draw the forecast against the truth here")
@@ -691,7 +719,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_checkpoint(p)
     p.set_defaults(func=_cmd_translate)
 
-    p = sub.add_parser("data", help="generate a data set: moving-shapes video clips, or captioned scenes", description=(
+    p = sub.add_parser("data", help="generate a data set: moving-shapes video clips, captioned scenes, cluttered "
+                       "digits", description=(
         "Write a synthetic data set that needs nothing from outside, deterministic by --seed. clips: grey video "
         "clips of a shape moving one of eight ways (right, left, down, up, clockwise, anticlockwise, grow, "
         "shrink), with a still distractor and noise; each class's reverse is another class, so only the order "
@@ -699,16 +728,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--task classify, and meta.json. scenes: RGB images of two coloured shapes, four captions each "
         "(captions.json, Karpathy's split format, for rnnkit train --task caption) and questions with answers "
         "(vqa/<split>_questions.json and _annotations.json, VQA v2's formats); images holding a red square or a "
-        "blue triangle form the split 'unseen', the rest train/val/test 80/10/10."))
-    p.add_argument("kind", choices=("clips", "scenes"), help="what to generate: clips (moving shapes) or scenes "
-                   "(images of two shapes with captions and questions)")
+        "blue triangle form the split 'unseen', the rest train/val/test 80/10/10. digits: scikit-learn's bundled "
+        "8 x 8 handwritten digits, each at a random place on an empty canvas with pieces of other digits as "
+        "clutter (train/val/test.npz 80/10/10, from disjoint digit images 70/10/20), for rnnkit train --task "
+        "glimpse."))
+    p.add_argument("kind", choices=("clips", "scenes", "digits"), help="what to generate: clips (moving shapes), "
+                   "scenes (images of two shapes with captions and questions) or digits (cluttered translated digits)")
     p.add_argument("--out", required=True, metavar="DIR", help="the folder to write the files in")
-    p.add_argument("--num", type=int, default=5000, help="number of clips, all splits together (default: 5000)")
+    p.add_argument("--num", type=int, default=5000, help="number of clips, scenes or canvases, all splits together "
+                   "(default: 5000)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default: 0)")
     p.add_argument("--frames", type=int, default=8, help="frames per clip (default: 8)")
-    p.add_argument("--size", type=int, default=0, help="frame (clips) or image (scenes) width and height in pixels "
-                   "(default: 32 for clips, 48 for scenes)")
-    p.add_argument("--clutter", type=int, default=0, help="scenes: grey specks scattered over each image (default: 0)")
+    p.add_argument("--size", type=int, default=0, help="frame (clips), image (scenes) or canvas (digits) width and "
+                   "height in pixels (default: 32 for clips, 48 for scenes, 24 for digits)")
+    p.add_argument("--clutter", type=int, default=None, help="scenes: grey specks scattered over each image (default: "
+                   "0); digits: 3 x 3 pieces of other digits scattered over each canvas (default: 4)")
     p.add_argument("--noise", type=float, default=0.0, help="scenes: standard deviation of the pixel noise, as a "
                    "fraction of full brightness (default: 0)")
     p.add_argument("--force", action="store_true", help="overwrite the files of an earlier data set in DIR")

@@ -167,10 +167,10 @@ class ExamplesConfig:
     split: tuple = _opt((0.8, 0.1, 0.1), "train,validation,test fractions of the examples (a seeded random split)")
     split_seed: int = _opt(0, "classify, generate, seq2seq, caption: seed of the random train/validation/test "
                            "split")
-    val: list = _opt([], "classify, generate, seq2seq, vqa: a file of validation examples (then --split does not "
-                     "take any; vqa: a questions file)", kind=str)
-    test: list = _opt([], "classify, generate, seq2seq, vqa: a file of test examples (then --split does not take "
-                      "any; vqa: a questions file)", kind=str)
+    val: list = _opt([], "classify, generate, seq2seq, vqa, glimpse: a file of validation examples (then --split "
+                     "does not take any; vqa: a questions file; glimpse: an .npz of images)", kind=str)
+    test: list = _opt([], "classify, generate, seq2seq, vqa, glimpse: a file of test examples (then --split does "
+                      "not take any; vqa: a questions file; glimpse: an .npz of images)", kind=str)
     class_weights: bool = _opt(False, "classify: weight the loss by inverse class frequency (imbalanced data)")
     tokens: str = _opt("char", "classify: what a text is a sequence of: char (characters) or word (whitespace-"
                        "separated words; words seen fewer than --min-count times in training, and words never "
@@ -349,11 +349,60 @@ class VQADataConfig:
         _check_non_negative("image_size", self.image_size)
 
 
+@dataclass
+class GlimpseConfig(ModelConfig):
+    """A recurrent attention model (rnnkit.models.glimpse): a few glimpses of an image through a
+    multi-resolution retina, a recurrent core, a location network trained by REINFORCE; or, with
+    --network cnn / mlp, a whole-image baseline."""
+
+    num_layers: int = _opt(1, "number of stacked recurrent layers", cli=False)  # the shared flag's help says 2
+    network: str = _opt("ram", "glimpse: ram (the recurrent attention model: glimpses, a recurrent core and a "
+                        "location network trained by REINFORCE) or a baseline that sees the whole image: cnn (three "
+                        "blocks of 3x3 convolution, ReLU and 2x2 max pooling, then a linear layer) or mlp (two "
+                        "hidden layers of --hidden-size)", ("ram", "cnn", "mlp"))
+    glimpses: int = _opt(6, "glimpse: how many glimpses the model takes, the first at the centre")
+    glimpse_size: int = _opt(8, "glimpse: width of the retina's finest patch in pixels; patch k is glimpse-size * 2^k "
+                             "pixels, averaged down to glimpse-size")
+    scales: int = _opt(3, "glimpse: patches per glimpse, each twice the width of the one before")
+    glimpse_hidden: int = _opt(128, "glimpse: units of the glimpse network's hidden layers (what and where)")
+    location_std: float = _opt(0.3, "glimpse: standard deviation of the location policy in training, in units of "
+                               "half the image's width (locations run from -1 to 1)")
+    reward: str = _opt("logp", "glimpse: the reward of the locations: logp (the log-probability the classifier gives "
+                       "the true class after the last glimpse) or hit (1 for a right class, 0 otherwise: Mnih et al.'s)",
+                       ("logp", "hit"))
+    reinforce_weight: float = _opt(1.0, "glimpse: weight of the REINFORCE term in the loss, beside the "
+                                   "cross-entropy (1) and the baseline's squared error (1)")
+    num_classes: int = _opt(0, "number of classes; set from the data", cli=False)
+    image_shape: list = _opt([], "height, width and channels of the images; set from the data", cli=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.image_shape = list(self.image_shape)
+        for name in ("glimpses", "glimpse_size", "scales", "glimpse_hidden"):
+            _check_positive(name, getattr(self, name))
+        if not 0 < self.location_std <= 1:
+            raise ConfigError(f"--location-std must be in (0, 1], got {self.location_std}")
+        _check_non_negative("reinforce_weight", self.reinforce_weight)
+
+
+@dataclass
+class GlimpseDataConfig:
+    """Images with one class each, as .npz files (rnnkit.data.images): x (N, H, W) or (N, H, W, C)
+    pixels (uint8 0..255, or floats in [0, 1]), y (N,) class names; what `rnnkit data digits` writes."""
+
+    paths: list = _opt([], "an .npz file of images x (N, H, W[, C]) and classes y (N,)", cli=False)
+    val: list = _opt([], "glimpse: an .npz file of validation images", kind=str)
+    test: list = _opt([], "glimpse: an .npz file of test images", kind=str)
+
+    def __post_init__(self):
+        self.paths, self.val, self.test = _paths(self.paths), _paths(self.val), _paths(self.test)
+
+
 # Each task's (model config, data config); the trainer's TrainConfig serves them all (rnnkit.tasks).
 TASK_CONFIGS = {"lm": (ModelConfig, DataConfig), "classify": (ClassifierConfig, ExamplesConfig),
                 "generate": (GeneratorConfig, ExamplesConfig), "series": (ForecasterConfig, SeriesConfig),
                 "seq2seq": (Seq2SeqConfig, PairsConfig), "caption": (CaptionConfig, CaptionDataConfig),
-                "vqa": (VQAConfig, VQADataConfig)}
+                "vqa": (VQAConfig, VQADataConfig), "glimpse": (GlimpseConfig, GlimpseDataConfig)}
 
 
 @dataclass

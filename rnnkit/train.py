@@ -403,9 +403,12 @@ def train(data=None, out: str | Path | None = None, *, task: str | None = None, 
 def _task_module(task: str | None, resume, init_from, data=None, options=()):
     """The task module for a run: a resumed or fine-tuned run's own, else `task`, else the task the
     data imply (tasks.infer: the language model unless the files say otherwise)."""
-    if task is not None and task not in tasks.TASKS:
-        raise ConfigError(f"--task must be one of {', '.join(tasks.TASKS)}; got {task!r}")
+    if task is not None and task not in tasks.TASKS and task not in tasks.ALIASES:
+        raise ConfigError(f"--task must be one of {', '.join([*tasks.TASKS, *tasks.ALIASES])}; got {task!r}")
     base = resume if resume is not None else init_from
+    if task in tasks.ALIASES:
+        paths = [] if data is None else [data] if isinstance(data, (str, Path)) else list(data)
+        task = tasks.resolve_alias(task, paths if base is None else [])
     if base is None:
         if task is None:
             paths = [] if data is None else [data] if isinstance(data, (str, Path)) else list(data)

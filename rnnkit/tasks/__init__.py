@@ -27,10 +27,13 @@ from pathlib import Path
 
 from .. import checkpoint as ckpt
 from ..errors import CheckpointError, UsageError
-from . import caption, classify, generate, lm, seq2seq, series, vqa
+from . import caption, classify, generate, glimpse, lm, seq2seq, series, vqa
 
 TASKS = {"lm": lm, "classify": classify, "generate": generate, "series": series, "seq2seq": seq2seq,
-         "caption": caption, "vqa": vqa}
+         "caption": caption, "vqa": vqa, "glimpse": glimpse}
+# --task names that are another task over data of one shape: a video is classified from its frames
+# (an .npz of clips, x (N, T, H, W[, C])) by the classifier, whose runs they are.
+ALIASES = {"video": "classify"}
 
 
 def module_for(name: str):
@@ -48,7 +51,37 @@ def load(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
 EXAMPLES = (".tsv", ".jsonl")  # labelled examples or pairs: classify, generate or seq2seq
 CHOICES = {"classify": "--task classify (text -> class)", "generate": "--task generate (class -> text)",
            "seq2seq": "--task seq2seq (text -> text)", "series": "--task series (the next values)",
-           "caption": "--task caption (image -> text)", "vqa": "--task vqa (image and question -> answer)"}
+           "caption": "--task caption (image -> text)", "vqa": "--task vqa (image and question -> answer)",
+           "glimpse": "--task glimpse (image -> class, by glimpses)"}
+
+
+def resolve_alias(task: str, paths: list) -> str:
+    """The task that --task `task` trains: itself, or for an alias (--task video) the task it names,
+    once the data are checked to have the alias's shape."""
+    if task != "video":
+        return task
+    for path in map(Path, paths):
+        ndim = _npz_ndim(path) if path.suffix.lower() == ".npz" and path.is_file() else None
+        if ndim is None or ndim < 4:
+            got = f"x has {ndim} dimensions" if ndim is not None else "it is not an .npz file"
+            raise UsageError(f"--task video reads clips, an .npz whose x is (N, T, H, W) or (N, T, H, W, C) frames "
+                             f"(rnnkit data clips writes them); {path}: {got}")
+    return ALIASES[task]
+
+
+def _npz_ndim(path: Path) -> int | None:
+    """The number of dimensions of array x in an .npz file, read from its header alone (None if the
+    file has no readable x)."""
+    import zipfile
+
+    import numpy as np
+    try:
+        with zipfile.ZipFile(path) as z, z.open("x.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            return len(read(f)[0])
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
 
 
 def infer(paths: list, options) -> str:
@@ -64,11 +97,13 @@ def infer(paths: list, options) -> str:
     if len(kinds) > 1:
         return "lm"  # a mix: the chosen task's reader names what does not fit
     kind = kinds.pop()
-    candidates = {"vectors": ["classify"], "examples": ["classify", "generate", "seq2seq"], "series": ["series"],
+    candidates = {"vectors": ["classify", "glimpse"], "examples": ["classify", "generate", "seq2seq"], "series": ["series"],
                   "csv": ["classify", "generate", "series"], "text": ["lm"], "images": ["caption", "vqa"]}[kind]
     for name in options:
         owners = [t for t in candidates if any(name in {f.name for f in fields(cls)} for cls in TASKS[t].CONFIGS)]
         candidates = owners or candidates
+    if kind == "vectors" and len(candidates) > 1:
+        return "classify"  # images are classified by glimpses only when asked (--task glimpse, or its options)
     if len(candidates) > 1:
         what = {"examples": "holds pairs of texts", "csv": "may hold labelled texts or a series",
                 "images": "may describe images with captions or questions"}[kind]
