@@ -380,8 +380,15 @@ def _cmd_answer(args) -> int:
         shape = model.config.image_shape
         raise RnnkitError(f"{args.image} is {image.shape[1]} x {image.shape[0]} pixels; this model reads {shape[1]} x "
                           f"{shape[0]} (resize the image first)")
-    for answer, p in model.answer(image[None], [args.question], top_k=args.top_k)[0]:
+    if args.attention and model.config.attention == "none":
+        raise RnnkitError(f"{args.run_dir} has no attention over the image (trained with --attention none)")
+    weights = [] if args.attention else None
+    answers = model.answer(image[None], [args.question], top_k=args.top_k, attention=weights)[0]
+    for answer, p in answers:
         print(f"{answer}\t{p:.4f}")
+    if args.attention:
+        from .tasks.vqa import plot_attention
+        plot_attention(image, weights[0], args.question, answers[0][0], args.attention)
     return 0
 
 
@@ -768,6 +775,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", metavar="IMAGE", help="the image file, the size the run's images had")
     p.add_argument("question", metavar="QUESTION", help="the question, e.g. \"what colour is the circle?\"")
     p.add_argument("--top-k", type=int, default=1, help="how many answers to list (default: 1)")
+    p.add_argument("--attention", metavar="PNG", help="runs trained with --attention additive: also draw where "
+                   "the question looks in the image here (the image, and its attention weights over it)")
     _add_checkpoint(p)
     p.set_defaults(func=_cmd_answer)
 

@@ -214,7 +214,9 @@ class Seq2SeqConfig(ModelConfig):
     bidirectional: bool = _opt(False, "classify, seq2seq: read each sequence (seq2seq: each source) forwards and "
                                "backwards (two recurrent stacks, their outputs side by side)")
     attention: str = _opt("general", "seq2seq: how the decoder looks at the source: none (Sutskever: the final "
-                          "state only), additive (Bahdanau), dot or general (Luong)",
+                          "state only), additive (Bahdanau), dot or general (Luong); caption: the same over the "
+                          "image's grid (none: Show and Tell); vqa (default none: the whole grid, flattened): "
+                          "additive, the question's attention over the grid's cells",
                           ("none", "additive", "dot", "general"))
     input_feeding: bool = _opt(True, "seq2seq, caption: feed each step's attentional vector into the next step "
                                "(Luong; default on for seq2seq, off for caption, where the decoder then runs in one "
@@ -316,16 +318,22 @@ class CaptionDataConfig:
 @dataclass
 class VQAConfig(ModelConfig):
     """A visual question answerer (rnnkit.models.vqa): an RNN over the question, the captioner's CNN
-    over the image, an answer classifier over their element-wise product."""
+    over the image (the whole grid, or the cells the question attends to), an answer classifier over
+    the two."""
 
     inputs: str = _opt("both", "vqa: what the model sees: both (question and image), question (the question-only "
                        "baseline) or image (the image-only baseline)", ("both", "question", "image"))
+    attention: str = _opt("none", "vqa: none (the whole grid, flattened) or additive (the question's attention "
+                          "over the grid's cells)", ("none", "additive"))
     num_answers: int = _opt(0, "answers seen in training; set from the data", cli=False)
     image_shape: list = _opt([], "height, width and channels of the images; set from the data", cli=False)
 
     def __post_init__(self):
         super().__post_init__()
         self.image_shape = list(self.image_shape)
+        if self.attention != "none" and self.inputs != "both":
+            raise ConfigError(f"--attention {self.attention} is the question's attention over the image; it needs "
+                              f"--inputs both, not {self.inputs}")
 
 
 @dataclass
@@ -365,6 +373,10 @@ class GlimpseConfig(ModelConfig):
                              "pixels, averaged down to glimpse-size")
     scales: int = _opt(3, "glimpse: patches per glimpse, each twice the width of the one before")
     glimpse_hidden: int = _opt(128, "glimpse: units of the glimpse network's hidden layers (what and where)")
+    location_policy: str = _opt("gaussian", "glimpse: how the next location is chosen: gaussian (Mnih et al.: a "
+                                "Gaussian around a mean the core's state gives) or grid (one of the cells of the "
+                                "glimpse's coarsest patch, scored by a small convolution over that patch and by the "
+                                "core's state)", ("gaussian", "grid"))
     location_std: float = _opt(0.3, "glimpse: standard deviation of the location policy in training, in units of "
                                "half the image's width (locations run from -1 to 1)")
     reward: str = _opt("logp", "glimpse: the reward of the locations: logp (the log-probability the classifier gives "

@@ -55,3 +55,13 @@ def test_resume_with_the_same_number_of_processes(tmp_path, small_corpus):
     assert all(torch.equal(a[k], b[k]) for k in a)  # carried state and each process's dropout RNG restored
     alone = run_cli("train", "--resume", tmp_path / "r", "--max-steps", "10", "--no-progress")
     assert alone.returncode == 1 and "trained by 2 process(es)" in alone.stderr and "Traceback" not in alone.stderr
+
+
+def test_a_glimpse_run_trains_in_two_processes(tmp_path):
+    """The recurrent attention model's sampled locations and REINFORCE term go through DDP."""
+    from rnnkit.data.digits import write_digits
+    write_digits(tmp_path / "d", 200, size=16)
+    p = torchrun("train", tmp_path / "d" / "train.npz", "--task", "glimpse", "--glimpses", "3", "--out", tmp_path / "g",
+                 "--batch-size", "8", "--max-steps", "3", "--hidden-size", "16", "--no-progress", "--eval-every", "0",
+                 "--threads", "1")
+    assert p.returncode == 0 and "2 processes" in p.stderr, p.stderr[-3000:]

@@ -58,15 +58,16 @@ def test_retina_matches_its_slow_reference(channels):
     torch.testing.assert_close(fast, retina_reference(images, loc, 4, 3))
 
 
-def test_reinforce_moves_the_locations_toward_the_reward():
+@pytest.mark.parametrize("policy", ["gaussian", "grid"])
+def test_reinforce_moves_the_locations_toward_the_reward(policy):
     """With the classifier's loss left out, the policy gradient alone makes the sampled locations
     that were rewarded (here: those right of centre) more likely."""
     torch.manual_seed(0)
-    cfg = GlimpseConfig(hidden_size=16, glimpse_hidden=8, glimpses=2, location_std=0.2, num_classes=2,
-                        image_shape=[8, 8, 1])
+    cfg = GlimpseConfig(hidden_size=16, glimpse_hidden=8, glimpses=2, glimpse_size=4, scales=2, location_std=0.2,
+                        num_classes=2, image_shape=[16, 16, 1], location_policy=policy)
     model = GlimpseClassifier(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    images = torch.rand(64, 8, 8, 1)
+    images = torch.rand(64, 16, 16, 1)
     first = model(images).locations[:, 1, 0].mean()
     for _ in range(60):
         out = model(images, sample=True)
@@ -75,7 +76,8 @@ def test_reinforce_moves_the_locations_toward_the_reward():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert model(images).locations[:, 1, 0].mean() > first + 0.5
+    after = model(images).locations[:, 1, 0]
+    assert (after > 0).float().mean() > 0.95 and after.mean() > first + 0.1
 
 
 def test_a_glimpse_model_learns_and_its_baselines_run(tmp_path, digits):

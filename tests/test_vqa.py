@@ -10,7 +10,7 @@ from PIL import Image
 import rnnkit
 from rnnkit.data.questions import read_questions
 from rnnkit.data.scenes import write_scenes
-from rnnkit.errors import DataError
+from rnnkit.errors import ConfigError, DataError
 
 from conftest import assert_resumes_exactly, run_cli
 
@@ -88,3 +88,24 @@ def test_answer_and_eval_commands(tmp_path, scenes, both_run):
     (tmp_path / "words.txt").write_text("not an image")
     p = run_cli("answer", both_run.dir, tmp_path / "words.txt", "what?")
     assert p.returncode == 1 and "is not an image Pillow can read" in p.stderr
+
+
+def test_question_guided_attention_over_the_grid(tmp_path, scenes):
+    vqa = scenes / "vqa"
+    run = rnnkit.train(vqa / "train_questions.json", out=tmp_path / "att", max_steps=20, inputs="both",
+                       attention="additive", **TINY)
+    model = rnnkit.load(run.dir)
+    weights = []
+    images = np.zeros((2, 24, 24, 3), dtype=np.uint8)
+    out = model.answer(images, ["is there a red circle?", "how many squares?"], attention=weights)
+    assert len(out) == 2 and [w.shape for w in weights] == [(3, 3), (3, 3)]
+    assert all(abs(w.sum() - 1) < 1e-5 and (w >= 0).all() for w in weights)  # a distribution over the 9 cells
+    with pytest.raises(ConfigError, match="needs --inputs both"):
+        rnnkit.train(vqa / "train_questions.json", out=tmp_path / "bad", max_steps=1, inputs="question",
+                     attention="additive", **TINY)
+    image = scenes / "images" / "000000.png"
+    p = run_cli("answer", run.dir, image, "what colour is the circle?", "--attention", tmp_path / "a.png")
+    assert p.returncode == 0 and (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG", p.stderr
+    plain = rnnkit.train(vqa / "train_questions.json", out=tmp_path / "plain", max_steps=1, inputs="both", **TINY)
+    p = run_cli("answer", plain.dir, image, "what colour is the circle?", "--attention", tmp_path / "b.png")
+    assert p.returncode == 1 and "has no attention over the image" in p.stderr

@@ -49,6 +49,9 @@ def read_images(path: str | Path) -> LabelledImages:
     if x.ndim != 4 or y.shape != (len(x),) or len(x) == 0:
         raise DataError(f"{path}: x must be (N, H, W) or (N, H, W, C) images and y (N,) classes, N > 0; got x "
                         f"{x.shape}, y {y.shape}")
+    if x.shape[3] > 4:
+        raise DataError(f"{path}: x is {x.shape}, images of {x.shape[3]} channels; images have 1 to 4 (N, H, W[, C]) "
+                        "(clips, (N, T, H, W), are for --task video)")
     if where is not None and where.shape != (len(x), 2):
         raise DataError(f"{path}: where must be (N, 2), got {where.shape}")
     if x.dtype != np.uint8:

@@ -52,10 +52,16 @@ class Glimpses:
 def pyramid(images: torch.Tensor, glimpse_size: int, scales: int) -> tuple[list[torch.Tensor], int]:
     """The image (B, C, H, W), zero-padded for the largest patch, and each scale's box-filtered copy
     (the mean of every 2^k x 2^k window, stride 1), with the padding: one patch of scale k is then a
-    strided gather from level k."""
+    strided gather from level k. The windows' sums come from one summed-area table (four lookups a
+    window), many times faster on a CPU than average pooling with stride 1."""
     pad = glimpse_size * 2 ** (scales - 1) // 2 + 1
     x = F.pad(images, (pad, pad, pad, pad))
-    return [F.avg_pool2d(x, 2 ** k, stride=1) if k else x for k in range(scales)], pad
+    table = F.pad(x.cumsum(2).cumsum(3), (1, 0, 1, 0))  # table[i, j] = sum of x[:i, :j]
+    levels = [x]
+    for k in range(1, scales):
+        s = 2 ** k
+        levels.append((table[..., s:, s:] - table[..., :-s, s:] - table[..., s:, :-s] + table[..., :-s, :-s]) / (s * s))
+    return levels, pad
 
 
 def retina(levels: list[torch.Tensor], pad: int, loc: torch.Tensor, glimpse_size: int) -> torch.Tensor:
@@ -117,21 +123,22 @@ class GlimpseClassifier(nn.Module):
             family = FAMILIES[c.cell]
             self.rnn = family.make_fused(c.hidden_size, c)
             family.init_weights(self.rnn, c)
-            self.locator = nn.Linear(c.hidden_size, 2)
-            self.baseline = nn.Linear(c.hidden_size, 1)
-            width = c.hidden_size
+            if c.glimpses > 1:  # one glimpse is at the centre: no location to choose
+                self.locator = nn.Linear(c.hidden_size, 2 if c.location_policy == "gaussian" else c.glimpse_size ** 2)
+                self.baseline = nn.Linear(c.hidden_size, 1)
+                if c.location_policy == "grid":
+                    self.cell_scores = nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.ReLU(),
+                                                     nn.Conv2d(16, 1, 3, padding=1))
         elif c.network == "cnn":
             if min(H, W) < 8:
                 raise ValueError(f"the CNN baseline needs images of at least 8 x 8 pixels, got {H} x {W}")
             self.image_encoder = ImageEncoder(C)
             self.image_proj = nn.Linear((H // 8) * (W // 8) * CHANNELS[-1], c.hidden_size)
-            width = c.hidden_size
         else:
             self.mlp = nn.Sequential(nn.Linear(H * W * C, c.hidden_size), nn.ReLU(),
                                      nn.Linear(c.hidden_size, c.hidden_size), nn.ReLU())
-            width = c.hidden_size
         self.drop = nn.Dropout(c.dropout)
-        self.out = nn.Linear(width, c.num_classes)
+        self.out = nn.Linear(c.hidden_size, c.num_classes)
 
     def forward(self, images: torch.Tensor, sample: bool = False) -> Glimpses:
         c = self.config
@@ -155,18 +162,44 @@ class GlimpseClassifier(nn.Module):
             h = out[:, 0]
             if t == c.glimpses - 1:
                 break
-            mu = torch.tanh(self.locator(h.detach()))
-            if sample:
-                loc = (mu + c.location_std * torch.randn_like(mu)).detach().clamp(-1, 1)
-                # log N(loc; mu, sigma^2) up to a constant, summed over x and y (the gradient flows into mu)
-                log_pi.append(-((loc - mu) ** 2).sum(-1) / (2 * c.location_std ** 2))
-                baselines.append(self.baseline(h.detach())[:, 0])
+            if c.location_policy == "grid":
+                loc, lp = self._grid_step(levels, pad, loc, h.detach(), sample)
             else:
-                loc = mu.detach()
+                loc, lp = self._gaussian_step(h.detach(), sample)
+            if sample:
+                log_pi.append(lp)
+                baselines.append(self.baseline(h.detach())[:, 0])
             locations.append(loc)
         logits = self.out(self.drop(h))
         stack = (lambda xs: torch.stack(xs, 1) if xs else images.new_zeros(B, 0)) if sample else (lambda xs: None)
         return Glimpses(logits, torch.stack(locations, 1), stack(log_pi), stack(baselines))
+
+    def _gaussian_step(self, h: torch.Tensor, sample: bool):
+        """The next location from N(tanh(W_m h), sigma^2), clipped to the image, and its log-density
+        (of the unclipped draw: the density of what the policy did; clipping first would bias the
+        gradient toward the edges)."""
+        mu = torch.tanh(self.locator(h))
+        if not sample:
+            return mu.detach(), None
+        std = self.config.location_std
+        draw = (mu + std * torch.randn_like(mu)).detach()
+        log_pi = -((draw - mu) ** 2).sum(-1) / (2 * std ** 2)  # up to a constant; the gradient flows into mu
+        return draw.clamp(-1, 1), log_pi
+
+    def _grid_step(self, levels, pad: int, loc: torch.Tensor, h: torch.Tensor, sample: bool):
+        """The next location as one of the g x g cells of the current glimpse's coarsest patch, chosen
+        from logits = conv(that patch) + W_m h (a categorical policy: where the patch shows something,
+        and what the core wants next), and its log-probability; the cell's centre, clipped to the image."""
+        c = self.config
+        coarse = retina(levels[-1:], pad, loc, c.glimpse_size)[:, 0]  # (B, C, g, g): level k = scales - 1 ...
+        logits = self.cell_scores(coarse).flatten(1) + self.locator(h)  # (B, g * g)
+        cell = torch.multinomial(logits.softmax(-1), 1)[:, 0] if sample else logits.argmax(-1)
+        log_pi = logits.log_softmax(-1).gather(1, cell[:, None])[:, 0] if sample else None
+        H, W = c.image_shape[:2]
+        width = 2 ** (c.scales - 1)  # pixels per cell
+        offset = (torch.stack([cell % c.glimpse_size, cell // c.glimpse_size], -1).to(loc.dtype) + 0.5) * width \
+            - c.glimpse_size * width / 2  # (B, 2) pixels from the patch's centre, (x, y)
+        return (loc + offset * 2 / torch.tensor([W, H], dtype=loc.dtype, device=loc.device)).clamp(-1, 1), log_pi
 
     @torch.no_grad()
     def predict(self, images, top_k: int = 1) -> list[list[tuple[str, float]]]:

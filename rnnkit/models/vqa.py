@@ -5,7 +5,10 @@ and a hidden layer, as in Jabri et al. 2016's strong MLP baseline).
     question: word embedding -> RNN/LSTM/GRU stack (packed, so padding never enters) -> last layer's
               final state q (H)
     image:    the captioner's CNN (rnnkit.models.captioner.ImageEncoder) -> its whole grid, flattened
-              (so where things are survives) -> linear -> ReLU -> v (H)
+              (so where things are survives) -> linear -> ReLU -> v (H); or with --attention additive
+              (one hop of Yang et al. 2016's stacked attention), each cell a_s of the grid plus a learnt
+              embedding of its position, scored against the question, e_s = w^T tanh(W_a a_s + W_q q),
+              alpha = softmax(e) over the S cells, v = ReLU(W_v sum_s alpha_s a_s)
     answer:   logits = W_o dropout(ReLU(W_f [q; v])) over the training answers
 
 `inputs` picks what the model may see, for the dataset-bias lesson of Jabri et al.: "both" (the
@@ -48,7 +51,15 @@ class VQAModel(nn.Module):
         H, W = c.image_shape[0] // 8, c.image_shape[1] // 8
         if min(H, W) < 1:
             raise ValueError(f"images must be at least 8 x 8 pixels for the image encoder, got {c.image_shape}")
-        self.image_proj = nn.Linear(H * W * CHANNELS[-1], c.hidden_size)
+        if c.attention == "additive":
+            M = CHANNELS[-1]
+            self.cell_position = nn.Parameter(torch.zeros(H * W, M))  # where each cell is, learnt
+            nn.init.normal_(self.cell_position, std=0.1)
+            self.att_cell, self.att_question = nn.Linear(M, c.hidden_size), nn.Linear(c.hidden_size, c.hidden_size)
+            self.att_v = nn.Linear(c.hidden_size, 1, bias=False)
+            self.image_proj = nn.Linear(M, c.hidden_size)
+        else:
+            self.image_proj = nn.Linear(H * W * CHANNELS[-1], c.hidden_size)
         self.fuse = nn.Linear(c.hidden_size * (2 if c.inputs == "both" else 1), c.hidden_size)
         self.drop = nn.Dropout(c.dropout)
         self.out = nn.Linear(c.hidden_size, c.num_answers)
@@ -60,22 +71,35 @@ class VQAModel(nn.Module):
         h = final[0] if isinstance(final, tuple) else final  # (L, B, H)
         return h[-1]
 
-    def image_state(self, images: torch.Tensor) -> torch.Tensor:
+    def image_state(self, images: torch.Tensor, question: torch.Tensor | None = None):
+        """v (B, H), and the attention weights (B, h, w) over the grid (None without attention)."""
         grid = self.image_encoder(images)  # (B, h, w, 128)
-        return torch.relu(self.image_proj(grid.flatten(1)))
+        if self.config.attention == "none":
+            return torch.relu(self.image_proj(grid.flatten(1))), None
+        cells = grid.flatten(1, 2) + self.cell_position  # (B, S, 128)
+        scores = self.att_v(torch.tanh(self.att_cell(cells) + self.att_question(question)[:, None]))[..., 0]  # (B, S)
+        alpha = scores.softmax(dim=-1)
+        v = torch.relu(self.image_proj(torch.bmm(alpha[:, None], cells)[:, 0]))
+        return v, alpha.view(grid.shape[:3])
 
-    def forward(self, images, tokens, lengths) -> torch.Tensor:
+    def forward(self, images, tokens, lengths, return_attention: bool = False):
+        """logits (B, A); with `return_attention`, also the weights (B, h, w) over the grid (None when
+        the model has no attention or sees no image)."""
         seen = self.config.inputs
-        parts = ([self.question_state(tokens, lengths)] if seen != "image" else []) + \
-            ([self.image_state(images)] if seen != "question" else [])
-        z = torch.relu(self.fuse(torch.cat(parts, dim=-1)))
-        return self.out(self.drop(z))
+        q = self.question_state(tokens, lengths) if seen != "image" else None
+        v, alpha = self.image_state(images, q) if seen != "question" else (None, None)
+        parts = ([q] if seen != "image" else []) + ([v] if seen != "question" else [])
+        logits = self.out(self.drop(torch.relu(self.fuse(torch.cat(parts, dim=-1)))))
+        return (logits, alpha) if return_attention else logits
 
     @torch.no_grad()
-    def answer(self, images, questions: list[str], top_k: int = 1,
-               batch_size: int = 256) -> list[list[tuple[str, float]]]:
+    def answer(self, images, questions: list[str], top_k: int = 1, batch_size: int = 256,
+               attention: list | None = None) -> list[list[tuple[str, float]]]:
         """The `top_k` answers (with probabilities) to each question about the image beside it:
-        `images` uint8 (N, H, W, C), one per question."""
+        `images` uint8 (N, H, W, C), one per question. A list given as `attention` receives each
+        question's weights over the grid ((h, w) NumPy arrays; needs --attention additive)."""
+        if attention is not None and self.config.attention == "none":
+            raise ValueError("this model has no attention over the image (it was trained with --attention none)")
         if self.question_vocab is None:
             raise ValueError("this model has no vocabulary attached; load it with rnnkit.load(run_dir)")
         from ..data.captions import normalise
@@ -88,7 +112,10 @@ class VQAModel(nn.Module):
         for i in range(0, len(questions), batch_size):
             tokens, lengths = pad_ids([self.question_vocab.encode(normalise(q)) for q in questions[i:i + batch_size]])
             x = torch.from_numpy(images[i:i + batch_size]).float().to(device) / 255.0
-            p = self(x, tokens.to(device), lengths).softmax(dim=-1)
+            logits, alpha = self(x, tokens.to(device), lengths, return_attention=True)
+            p = logits.softmax(dim=-1)
+            if attention is not None:
+                attention += list(alpha.float().cpu().numpy())
             top = p.topk(min(top_k, p.shape[-1]), dim=-1)
             out += [[(self.answers[j], float(v)) for v, j in zip(vs.tolist(), js.tolist())]
                     for vs, js in zip(top.values, top.indices)]

@@ -139,7 +139,10 @@ class Task:
             baselines = out.baselines.float()
             advantage = (reward - baselines).detach()
             reinforce = -(out.log_pi.float() * advantage).sum(1).mean()
-            loss = loss + self.model_cfg.reinforce_weight * reinforce + F.mse_loss(baselines, reward.expand_as(baselines))
+            # The surrogate's value means nothing (its gradient is the policy gradient): it is added as
+            # (r - r.detach()), worth 0, so the loss shown is the cross-entropy plus the baseline's error.
+            surrogate = reinforce - reinforce.detach()
+            loss = loss + self.model_cfg.reinforce_weight * surrogate + F.mse_loss(baselines, reward.expand_as(baselines))
         return loss, None
 
     def validate(self, model) -> float:
@@ -181,6 +184,9 @@ def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, r
     _check_shape(train, model_cfg.image_shape, "training")
     if val is not None:
         _check_shape(val, model_cfg.image_shape, "validation")
+    if model_cfg.network == "cnn" and min(model_cfg.image_shape[:2]) < 8:
+        raise DataError(f"--network cnn pools three times by 2 and needs images of at least 8 x 8 pixels; these are "
+                        f"{model_cfg.image_shape[0]} x {model_cfg.image_shape[1]}")
     torch.manual_seed(train_cfg.seed)
     model = GlimpseClassifier(model_cfg, classes=classes).to(device)
     return Task(model_cfg, data_cfg, train_cfg, classes, train, val, model)

@@ -127,8 +127,8 @@ class Task:
     def describe(self) -> str:
         c = self.model_cfg
         H, W, C = c.image_shape
-        return (f"vqa: {c.cell} {c.num_layers}x{c.hidden_size} over questions, CNN on {H} x {W} x {C} images, inputs "
-                f"{c.inputs}, {self.model.num_parameters():,} parameters, {len(self.answers)} answers, "
+        return (f"vqa: {c.cell} {c.num_layers}x{c.hidden_size} over questions, CNN on {H} x {W} x {C} images"
+                f"{', attended to by the question' if c.attention != 'none' else ''}, inputs {c.inputs}, {self.model.num_parameters():,} parameters, {len(self.answers)} answers, "
                 f"{len(self.train_q):,} training questions about {len(self.train_q.images):,} images")
 
 
@@ -180,3 +180,21 @@ def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best") -> 
             "majority_accuracy": float(blind.mean()), "questions": len(q), "per_type": per_type,
             "examples": [{"image": int(i), "question": t, "answer": run.answers[p], "reference": a}
                          for i, t, p, a in list(zip(q.image_of, q.questions, pred, q.answers))[:10]]}
+
+
+def plot_attention(image: np.ndarray, weights: np.ndarray, question: str, answer: str, path) -> None:
+    """The image beside itself under the question's attention weights (h, w), drawn over it as a
+    heat map stretched to the image's size, as a PNG."""
+    from ..plotting import pyplot, save_png
+    plt = pyplot()
+    H, W = image.shape[:2]
+    fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.9), dpi=110)
+    for ax in axes:
+        ax.imshow(image if image.shape[-1] == 3 else image[..., 0], cmap=None if image.shape[-1] == 3 else "gray")
+        ax.axis("off")
+    axes[1].imshow(weights, cmap="magma", alpha=0.6, extent=(-0.5, W - 0.5, H - 0.5, -0.5), interpolation="nearest",
+                   vmin=0, vmax=float(weights.max()))
+    axes[0].set_title(question, fontsize=8)
+    axes[1].set_title(f"answer: {answer} (attention, max {weights.max():.2f})", fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path)
