@@ -18,10 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe, emit, parse_with_train_args, train_options  # noqa: E402
+from pixel_baseline import logistic_regression  # noqa: E402
 
 import rnnkit  # noqa: E402
 from rnnkit.data.digits import write_digits  # noqa: E402
@@ -42,24 +41,6 @@ def train_and_score(files: dict, out: Path, budget: float, options: dict, pictur
     if "on_object" in result:
         report["on_digit_by_glimpse"] = [round(v, 3) for v in result["on_object"]]
     return report
-
-
-def logistic_regression(files: dict) -> dict:
-    from sklearn.linear_model import LogisticRegression
-    data = {}
-    for name, path in files.items():
-        with np.load(path) as f:
-            data[name] = (f["x"].reshape(len(f["x"]), -1) / 255.0, f["y"])
-    best = None
-    for c in (0.01, 0.1, 1.0):
-        t0 = time.time()
-        model = LogisticRegression(C=c, max_iter=300).fit(*data["train"])
-        val = model.score(*data["val"])
-        if best is None or val > best[1]:
-            best = (model, val, c, time.time() - t0)
-    model, val, c, fit_s = best
-    return {"C": c, "val_accuracy": round(val, 4), "test_accuracy": round(model.score(*data["test"]), 4),
-            "fit_s": round(fit_s, 1)}
 
 
 def main():
@@ -92,7 +73,7 @@ def main():
                 print(f"{network} on the whole canvas ...", flush=True)
                 report[network] = train_and_score(files, Path(tmp) / network, args.budget, {**base, "network": network})
             try:
-                report["logistic_regression_on_pixels"] = logistic_regression(files)
+                report["logistic_regression_on_pixels"] = logistic_regression(files, max_iter=300)
             except ImportError:
                 report["logistic_regression_on_pixels"] = 'not run: needs scikit-learn (pip install -e ".[bench]")'
     report["machine"] = describe()

@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe, emit, parse_with_train_args, train_options  # noqa: E402
+from pixel_baseline import logistic_regression  # noqa: E402
 
 import rnnkit  # noqa: E402
 from rnnkit.data.clips import PAIRS, write_clips  # noqa: E402
@@ -47,25 +48,6 @@ def train_and_score(files: dict, out: Path, budget: float, options: dict) -> dic
             "test_accuracy": round(result["accuracy"], 4), "test_macro_f1": round(result["macro_f1"], 4),
             "test_pair_accuracy": round(float(pair_right / confusion.sum()), 4),
             "test_recall_by_class": {c: round(v["recall"], 4) for c, v in result["per_class"].items()}}
-
-
-def logistic_regression(files: dict) -> dict:
-    """Every pixel of every frame as one feature vector: the order is there, in the positions."""
-    from sklearn.linear_model import LogisticRegression
-    data = {}
-    for name, path in files.items():
-        with np.load(path) as f:
-            data[name] = (f["x"].reshape(len(f["x"]), -1) / 255.0, f["y"])
-    best = None
-    for c in (0.01, 0.1, 1.0):
-        t0 = time.time()
-        model = LogisticRegression(C=c, max_iter=500).fit(*data["train"])
-        val = model.score(*data["val"])
-        if best is None or val > best[1]:
-            best = (model, val, c, time.time() - t0)
-    model, val, c, fit_s = best
-    return {"C": c, "val_accuracy": round(val, 4), "test_accuracy": round(model.score(*data["test"]), 4),
-            "fit_s": round(fit_s, 1)}
 
 
 def main():

@@ -78,34 +78,20 @@ def main():
 def draw_attention(run_dir: Path, questions_file: Path, path: Path) -> list:
     """One panel per question type: the first test question of that type, its image under the
     model's attention weights, the answer given and the true one. Returns what was drawn."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from rnnkit.data.questions import read_questions
+    from rnnkit.tasks.vqa import plot_attention
     q = read_questions(questions_file)
-    model = rnnkit.load(run_dir)
     firsts = {}
     for i, kind in enumerate(q.kinds):
         firsts.setdefault(kind, i)
     picked = [firsts[k] for k in sorted(firsts)]
     weights = []
-    answers = model.answer(q.images[q.image_of[picked]], [q.questions[i] for i in picked], attention=weights)
-    fig, axes = plt.subplots(1, len(picked), figsize=(2.4 * len(picked), 2.9), dpi=110, squeeze=False)
-    drawn = []
-    for ax, i, w, a in zip(axes[0], picked, weights, answers):
-        image = q.images[q.image_of[i]]
-        H, W = image.shape[:2]
-        ax.imshow(image)
-        ax.imshow(w, cmap="magma", alpha=0.55, extent=(-0.5, W - 0.5, H - 0.5, -0.5), vmin=0, vmax=float(w.max()))
-        ax.set_title(f"{q.questions[i]}?\n{a[0][0]} (true: {q.answers[i]})", fontsize=7)
-        ax.axis("off")
-        drawn.append({"question": q.questions[i], "answer": a[0][0], "reference": q.answers[i],
-                      "max_weight": round(float(w.max()), 3)})
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return drawn
+    answers = rnnkit.load(run_dir).answer(q.images[q.image_of[picked]], [q.questions[i] for i in picked],
+                                          attention=weights)
+    plot_attention([(q.images[q.image_of[i]], w, f"{q.questions[i]}?\n{a[0][0]} (true: {q.answers[i]})")
+                    for i, w, a in zip(picked, weights, answers)], path)
+    return [{"question": q.questions[i], "answer": a[0][0], "reference": q.answers[i], "max_weight": round(float(w.max()), 3)}
+            for i, w, a in zip(picked, weights, answers)]
 
 
 if __name__ == "__main__":

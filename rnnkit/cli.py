@@ -388,7 +388,8 @@ def _cmd_answer(args) -> int:
         print(f"{answer}\t{p:.4f}")
     if args.attention:
         from .tasks.vqa import plot_attention
-        plot_attention(image, weights[0], args.question, answers[0][0], args.attention)
+        plot_attention([(image, None, args.question), (image, weights[0], f"answer: {answers[0][0]} (attention, "
+                                                           f"max {weights[0].max():.2f})")], args.attention)
     return 0
 
 

@@ -182,19 +182,20 @@ def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best") -> 
                          for i, t, p, a in list(zip(q.image_of, q.questions, pred, q.answers))[:10]]}
 
 
-def plot_attention(image: np.ndarray, weights: np.ndarray, question: str, answer: str, path) -> None:
-    """The image beside itself under the question's attention weights (h, w), drawn over it as a
-    heat map stretched to the image's size, as a PNG."""
+
+def plot_attention(panels: list, path) -> None:
+    """A PNG of panels side by side, each (image (H, W, C) uint8, attention weights (h, w) or None,
+    title): the image, under its weights drawn as a heat map stretched to the image's size."""
     from ..plotting import pyplot, save_png
     plt = pyplot()
-    H, W = image.shape[:2]
-    fig, axes = plt.subplots(1, 2, figsize=(5.2, 2.9), dpi=110)
-    for ax in axes:
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.5 * len(panels), 2.9), dpi=110, squeeze=False)
+    for ax, (image, weights, title) in zip(axes[0], panels):
+        H, W = image.shape[:2]
         ax.imshow(image if image.shape[-1] == 3 else image[..., 0], cmap=None if image.shape[-1] == 3 else "gray")
+        if weights is not None:
+            ax.imshow(weights, cmap="magma", alpha=0.6, extent=(-0.5, W - 0.5, H - 0.5, -0.5),
+                      interpolation="nearest", vmin=0, vmax=float(weights.max()))
+        ax.set_title(title, fontsize=7)
         ax.axis("off")
-    axes[1].imshow(weights, cmap="magma", alpha=0.6, extent=(-0.5, W - 0.5, H - 0.5, -0.5), interpolation="nearest",
-                   vmin=0, vmax=float(weights.max()))
-    axes[0].set_title(question, fontsize=8)
-    axes[1].set_title(f"answer: {answer} (attention, max {weights.max():.2f})", fontsize=8)
     fig.tight_layout()
     save_png(fig, path)
