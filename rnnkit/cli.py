@@ -1,13 +1,14 @@
 """The `rnnkit` command: one thin subcommand per verb over the library.
 
-    rnnkit train [DATA ...] [options]     train (or --resume, or --init-from) a model; --task lm|classify|generate|series|seq2seq|caption
+    rnnkit train [DATA ...] [options]     train (or --resume, or --init-from) a model; --task lm|classify|generate|series|seq2seq|caption|vqa|glimpse|video
     rnnkit sample RUN_DIR [options]       generate text (language models; generators, --class C)
     rnnkit eval RUN_DIR [FILE]            the task's metrics: loss and bits per character, accuracy, MSE ...
     rnnkit predict RUN_DIR TEXT           the most likely classes (classifiers)
     rnnkit translate RUN_DIR TEXT         the outputs of an encoder-decoder (seq2seq), greedy or beam search
     rnnkit caption RUN_DIR IMAGE ...      the captions of a caption run for images, and where it looks
     rnnkit answer RUN_DIR IMAGE QUESTION  a visual question answerer's answers
-    rnnkit data clips|scenes --out DIR    synthetic data sets: video clips, captioned and questioned scenes
+    rnnkit data clips|scenes|digits --out DIR   synthetic data sets: video clips, captioned and questioned scenes,
+                                          cluttered digits
     rnnkit prepare DATA ...               encode text into a token file ahead of time
     rnnkit inspect RUN_DIR --text FILE    HTML report of the cells over a text
     rnnkit cells RUN_DIR --text FILE      find interpretable cells
@@ -286,14 +287,19 @@ def _cmd_data(args) -> int:
     size = args.size or 32
     if args.frames < 3 or size < 12:
         raise RnnkitError(f"clips need --frames >= 3 and --size >= 12, got {args.frames} and {size}")
-    present = [n for n in ("train.npz", "val.npz", "test.npz", "meta.json") if (out / n).exists()]
-    if present and not args.force:
-        raise RnnkitError(f"{out} already holds {', '.join(present)}; pass --force to overwrite it")
+    _refuse_overwrite(out, ("train.npz", "val.npz", "test.npz", "meta.json"), args.force)
     meta = write_clips(out, args.num, args.seed, args.frames, size)
     sizes = meta["sizes"]
     print(f"{args.num:,} clips of {args.frames} frames, {size} x {size} pixels, {len(meta['classes'])} "
           f"motions: train/val/test {sizes['train']:,}/{sizes['val']:,}/{sizes['test']:,} -> {out}")
     return 0
+
+
+def _refuse_overwrite(out: Path, names: tuple, force: bool) -> None:
+    """A data set's files already in `out` are kept unless --force."""
+    present = [n for n in names if (out / n).exists()]
+    if present and not force:
+        raise RnnkitError(f"{out} already holds {', '.join(present)}; pass --force to overwrite it")
 
 
 def _data_digits(args, out: Path) -> int:
@@ -302,9 +308,7 @@ def _data_digits(args, out: Path) -> int:
     if not 8 <= size <= 512 or clutter < 0 or args.num < 10:
         raise RnnkitError(f"digits need --size from 8 to 512, --clutter >= 0 and --num >= 10, got {size}, {clutter} "
                           f"and {args.num}")
-    present = [n for n in ("train.npz", "val.npz", "test.npz", "meta.json") if (out / n).exists()]
-    if present and not args.force:
-        raise RnnkitError(f"{out} already holds {', '.join(present)}; pass --force to overwrite it")
+    _refuse_overwrite(out, ("train.npz", "val.npz", "test.npz", "meta.json"), args.force)
     meta = write_digits(out, args.num, args.seed, size, clutter)
     n = meta["sizes"]
     print(f"{args.num:,} canvases of {size} x {size} pixels, one digit and {clutter} pieces of clutter each: "
@@ -320,9 +324,7 @@ def _data_scenes(args, out: Path) -> int:
     if size < 24 or args.clutter < 0 or not 0 <= args.noise < 1:
         raise RnnkitError(f"scenes need --size >= 24, --clutter >= 0 and --noise in [0, 1), got {size}, "
                           f"{args.clutter} and {args.noise}")
-    present = [n for n in ("captions.json", "meta.json", "images", "vqa") if (out / n).exists()]
-    if present and not args.force:
-        raise RnnkitError(f"{out} already holds {', '.join(present)}; pass --force to overwrite it")
+    _refuse_overwrite(out, ("captions.json", "meta.json", "images", "vqa"), args.force)
     meta = write_scenes(out, args.num, args.seed, size, args.clutter, args.noise)
     n, q = meta["images_per_split"], meta["questions_per_split"]
     print(f"{args.num:,} scenes of {size} x {size} pixels: train/val/test/unseen {n['train']:,}/{n['val']:,}/"

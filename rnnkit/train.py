@@ -406,12 +406,11 @@ def _task_module(task: str | None, resume, init_from, data=None, options=()):
     if task is not None and task not in tasks.TASKS and task not in tasks.ALIASES:
         raise ConfigError(f"--task must be one of {', '.join([*tasks.TASKS, *tasks.ALIASES])}; got {task!r}")
     base = resume if resume is not None else init_from
+    paths = [] if data is None else [data] if isinstance(data, (str, Path)) else list(data)
     if task in tasks.ALIASES:
-        paths = [] if data is None else [data] if isinstance(data, (str, Path)) else list(data)
         task = tasks.resolve_alias(task, paths if base is None else [])
     if base is None:
         if task is None:
-            paths = [] if data is None else [data] if isinstance(data, (str, Path)) else list(data)
             task = tasks.infer(paths, options)
         return tasks.TASKS[task]
     stored = ckpt.task_of(base)

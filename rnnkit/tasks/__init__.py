@@ -87,7 +87,8 @@ def _npz_ndim(path: Path) -> int | None:
 def infer(paths: list, options) -> str:
     """The task that DATA (and the options given) imply when --task is not given.
 
-    .npz files hold sequences of vectors (classify), as does a .csv file with an "id,label,..." header;
+    .npz files hold sequences of vectors (classify; images for glimpse, when one of its options is given), as
+    does a .csv file with an "id,label,..." header;
     .tsv and .jsonl files labelled examples or pairs (classify, generate or seq2seq); a .csv file labelled examples (with
     a "text,label" header), a series (a "time" column, or rows of numbers) or either; anything else is text for the language model. An option that only one of
     the candidate tasks has (--bidirectional, --condition, --time-column ...) settles it; if two tasks
