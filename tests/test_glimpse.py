@@ -10,7 +10,9 @@ import torch
 
 import rnnkit
 from rnnkit.config import GlimpseConfig
+from rnnkit.data.clips import write_clips
 from rnnkit.data.digits import digit_split, load_digits, write_digits
+from rnnkit.errors import DataError
 from rnnkit.models.glimpse import GlimpseClassifier, pyramid, retina, retina_reference
 
 from conftest import assert_resumes_exactly, run_cli
@@ -116,17 +118,17 @@ def test_glimpse_commands(tmp_path):
     p = run_cli("eval", tmp_path / "run", "--glimpses", tmp_path / "g.png", "--confusion", tmp_path / "c.png")
     assert p.returncode == 0 and "accuracy" in p.stdout and "glimpses on the object" in p.stdout, p.stderr
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "c.png").exists()
-    # the baselines have no glimpses to draw; a run of another task has none either
-    p = run_cli("train", out / "train.npz", "--network", "mlp", "--out", tmp_path / "mlp", "--max-steps", "2",
-                "--batch-size", "8", "--hidden-size", "16", "--test", out / "test.npz", "--no-progress")
-    assert p.returncode == 0 and json.loads((tmp_path / "mlp" / "config.json").read_text())["task"] == "glimpse"
-    p = run_cli("eval", tmp_path / "mlp", "--glimpses", tmp_path / "m.png")
-    assert p.returncode == 1 and "sees the whole image" in p.stderr
+    # the baselines have no glimpses to draw (an option of the glimpse task alone picks the task)
+    mlp = rnnkit.train(out / "train.npz", out=tmp_path / "mlp", max_steps=2, network="mlp", test=str(out / "test.npz"),
+                       **{**TINY, "task": None})
+    assert json.loads((mlp.dir / "config.json").read_text())["task"] == "glimpse"
+    with pytest.raises(DataError, match="sees the whole image"):
+        rnnkit.evaluate(mlp.dir, glimpses_png=str(tmp_path / "m.png"))
     # --task video is the classifier over clips, and says so for other data
     p = run_cli("train", out / "train.npz", "--task", "video", "--out", tmp_path / "v", "--max-steps", "2")
     assert p.returncode == 2 and "--task video reads clips" in p.stderr and "x has 3 dimensions" in p.stderr
     clips = tmp_path / "clips"
-    assert run_cli("data", "clips", "--out", clips, "--num", "60", "--frames", "3", "--size", "12").returncode == 0
+    write_clips(clips, 60, frames=3, size=12)
     p = run_cli("train", clips / "train.npz", "--task", "video", "--out", tmp_path / "v", "--max-steps", "2",
                 "--batch-size", "8", "--hidden-size", "16", "--num-layers", "1", "--no-progress")
     assert p.returncode == 0 and json.loads((tmp_path / "v" / "config.json").read_text())["task"] == "classify", p.stderr
