@@ -38,10 +38,12 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     return np.round(d.images * (255 / 16)).astype(np.uint8), d.target.astype(np.int64)
 
 
-def digit_split(seed: int = 0) -> list[np.ndarray]:
+def digit_split(seed: int = 0, labels: np.ndarray | None = None) -> list[np.ndarray]:
     """The indices of the digit images of each split (train, val, test): a fixed permutation of the
-    1,797, stratified by class so that every split holds every digit in the same proportion."""
-    _, labels = load_digits()
+    1,797, stratified by class so that every split holds every digit in the same proportion.
+    `labels`: the digits' labels, if already loaded."""
+    if labels is None:
+        _, labels = load_digits()
     rng = np.random.default_rng([seed, 1797])
     parts = [[], [], []]
     for c in range(10):
@@ -90,7 +92,7 @@ def write_digits(out: str | Path, num: int, seed: int = 0, size: int = 24, clutt
     out.mkdir(parents=True, exist_ok=True)
     images, labels = load_digits()
     counts = [num - 2 * (num // 10), num // 10, num // 10]
-    splits, sizes = digit_split(), {}
+    splits, sizes = digit_split(labels=labels), {}
     for s, (name, idx, count) in enumerate(zip(("train", "val", "test"), splits, counts)):
         rng = np.random.default_rng([seed, s])
         x, y, where = make_canvases(images[idx], labels[idx], count, rng, size, clutter, piece)

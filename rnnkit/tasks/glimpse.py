@@ -97,6 +97,11 @@ def outputs(model: GlimpseClassifier, data: LabelledImages) -> tuple[np.ndarray,
     return torch.cat(probs).numpy(), torch.cat(locations).numpy() if locations else None
 
 
+def nats(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of the true classes under probabilities (N, C)."""
+    return float(-np.log(np.maximum(probs[np.arange(len(probs)), labels], 1e-30)).mean())
+
+
 def pixels(locations: np.ndarray, shape) -> np.ndarray:
     """Locations in [-1, 1] (x, y) -> pixel coordinates (x, y) of the glimpse centres, as the retina rounds them."""
     H, W = shape[:2]
@@ -148,7 +153,7 @@ class Task:
     def validate(self, model) -> float:
         """Mean cross-entropy per validation image, locations from the policy's means."""
         probs, _ = outputs(model, self.val_data)
-        return float(-np.log(np.maximum(probs[np.arange(len(probs)), self.val_labels], 1e-30)).mean())
+        return nats(probs, self.val_labels)
 
     def preview(self, model, step: int) -> None:
         return None  # `rnnkit eval` shows the metrics
@@ -205,8 +210,7 @@ def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", gli
     labels = _labels(data, run.classes, "test")
     model = load(run_dir, checkpoint)
     probs, locations = outputs(model, data)
-    loss = float(-np.log(np.maximum(probs[np.arange(len(probs)), labels], 1e-30)).mean())
-    result = {**classification_metrics(probs, labels, run.classes), "loss": loss, "split": str(path),
+    result = {**classification_metrics(probs, labels, run.classes), "loss": nats(probs, labels), "split": str(path),
               "network": run.model.network}
     if locations is not None:
         result["glimpses"] = run.model.glimpses
