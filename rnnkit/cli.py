@@ -9,6 +9,7 @@
     rnnkit answer RUN_DIR IMAGE QUESTION  a visual question answerer's answers
     rnnkit data clips|scenes|digits --out DIR   synthetic data sets: video clips, captioned and questioned scenes,
                                           cluttered digits
+    rnnkit serve RUN_DIR [RUN_DIR ...]    an HTTP server (streaming generation, prediction, scoring) with a web page
     rnnkit prepare DATA ...               encode text into a token file ahead of time
     rnnkit inspect RUN_DIR --text FILE    HTML report of the cells over a text
     rnnkit cells RUN_DIR --text FILE      find interpretable cells
@@ -28,8 +29,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import (DEFAULT_UNITS, MIN_STRETCHES, MIN_SUPPORT, TASK_CONFIGS, DataConfig, SampleConfig, TrainConfig,
-                     add_arguments, build, overrides_from_args)
+from .config import (DEFAULT_UNITS, MIN_STRETCHES, MIN_SUPPORT, TASK_CONFIGS, DataConfig, SampleConfig, ServeConfig,
+                     TrainConfig, add_arguments, build, overrides_from_args)
 from .errors import Interrupted, RnnkitError, UsageError
 
 
@@ -401,6 +402,13 @@ def _cmd_export(args) -> int:
     graphs = "classifier.onnx" if meta.get("model") == "classifier" else "sequence.onnx, step.onnx"
     print(f"{graphs} (inputs {', '.join(meta['inputs'])}; outputs {', '.join(meta['outputs'])}), "
           f"{'vocab.json, ' if 'tokens' in meta['inputs'] else ''}config.json, export.json -> {args.out}")
+    return 0
+
+
+def _cmd_serve(args) -> int:
+    config = build(ServeConfig, overrides_from_args(args, ServeConfig))  # bad values before anything loads
+    from .serve import serve
+    serve(args.run_dirs, config, checkpoint=args.checkpoint, log=lambda m: print(m, flush=True))
     return 0
 
 
@@ -796,6 +804,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite the files of an earlier export in DIR")
     _add_checkpoint(p)
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("serve", help="serve runs over HTTP: streamed generation, prediction, scoring, a web page",
+                       description=(
+        "Serve one or more run directories over HTTP (FastAPI on uvicorn) until Ctrl-C: a web page at /, "
+        "POST /v1/generate (language models and generators; streamed as server-sent events), POST /v1/predict "
+        "(classifiers: class probabilities; seq2seq runs: outputs), POST /v1/score (per-character loss), "
+        "GET /v1/models, GET /healthz, and the OpenAPI docs at /docs. Requests for the same model are batched: "
+        "every sample in flight advances one character per batched step. A model is named by its run "
+        "directory's name. The server has no authentication; it listens on 127.0.0.1 unless told otherwise."))
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories to serve")
+    _add_checkpoint(p)
+    add_arguments(p, ServeConfig, "server")
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("prepare", help="encode text into a token file ahead of training", description=(
         "Build the vocabulary and token file for DATA (cached, so training reuses it)."))

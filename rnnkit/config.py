@@ -503,6 +503,30 @@ class SampleConfig:
         _check_positive("num_samples", self.num_samples)
 
 
+@dataclass
+class ServeConfig:
+    """`rnnkit serve`: where it listens and how much one request, and all of them, may ask for."""
+    host: str = _opt("127.0.0.1", "address to listen on; the server has no authentication, so 0.0.0.0 "
+                     "(every interface) exposes it to the network")
+    port: int = _opt(8000, "TCP port to listen on (0: any free port; the address is printed at start)")
+    max_length: int = _opt(2000, "most characters one generate request may ask for (per sample)")
+    max_samples: int = _opt(16, "most samples (n) one generate request may ask for")
+    max_streams: int = _opt(256, "samples generated at once per model, over all requests; beyond it a request "
+                            "gets 503 with Retry-After until some finish")
+    max_jobs: int = _opt(32, "predict, score and beam-search requests running or waiting at once; beyond it 503")
+    max_body: int = _opt(65536, "largest request body in bytes; larger bodies get 413")
+    max_text: int = _opt(20000, "most characters of text one predict or score request may send")
+    flush: float = _opt(0.05, "seconds between two pieces of a streamed sample (characters generated in "
+                        "between travel together)")
+
+    def __post_init__(self):
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be in 0..65535, got {self.port}")
+        for name in ("max_length", "max_samples", "max_streams", "max_jobs", "max_body", "max_text"):
+            _check_positive(name, getattr(self, name))
+        _check_non_negative("flush", self.flush)
+
+
 # ---------------------------------------------------------------------------------------------
 # Value parsing and checks
 

@@ -15,7 +15,7 @@ together as a batch of independent streams.
 from __future__ import annotations
 
 import random
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -123,6 +123,35 @@ def _conditioned(model, label: str | None, device):
     return (lambda tokens, state: model(tokens, state, classes=classes)), index
 
 
+class Start(NamedTuple):
+    """What a generation starts from, once its options are checked: see `prepare`."""
+    opts: SampleConfig
+    rng: np.random.Generator
+    forward: Callable  # forward(tokens, state) -> (logits, state), a generator's class bound in
+    class_index: int | None  # a conditional generator's class
+    ids: list[int]  # the tokens to read before the first choice (prime, or a start symbol)
+    shown: str  # the text printed before the generated characters
+
+
+def prepare(model, length: int, rng: np.random.Generator | None, label: str | None, options: dict) -> Start:
+    """Check a generation's options against `model` and make its start: the one place that decides how a
+    sample begins, shared by `generate` and the server's batched sampler (rnnkit.streams) so that both
+    give the same text for the same seed. Raises ConfigError / DataError / UsageError on bad options,
+    an unknown class, or prime characters the vocabulary lacks."""
+    options = dict(options)
+    options.pop("num_samples", None)
+    if isinstance(model, CharGenerator):
+        if options.get("stop"):
+            raise ConfigError("a generator's samples end at the end of the example; --stop does not apply")
+        options["stop"] = BOUNDARY
+    opts = build(SampleConfig, {**options, "length": length})
+    rng = rng if rng is not None else _rng(opts.seed)
+    model.eval()
+    forward, class_index = _conditioned(model, label, next(model.parameters()).device)
+    ids, shown = _start_tokens(model, opts.prime, opts.unknown, rng)
+    return Start(opts, rng, forward, class_index, ids, shown)
+
+
 @torch.no_grad()
 def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.random.Generator | None = None,
              on_text: Callable[[str], None] | None = None, label: str | None = None, **options) -> list[str]:
@@ -133,18 +162,9 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
     (rnnkit.models.generator), `label` is the class to write; each sample is one example, ending at the
     boundary (not included) or after `length` characters.
     """
-    options.pop("num_samples", None)
-    if isinstance(model, CharGenerator):
-        if options.get("stop"):
-            raise ConfigError("a generator's samples end at the end of the example; --stop does not apply")
-        options["stop"] = BOUNDARY
-    opts = build(SampleConfig, {**options, "length": length})
-    rng = rng if rng is not None else _rng(opts.seed)
+    opts, rng, forward, class_index, ids, shown = prepare(model, length, rng, label, options)
     emit = on_text if (on_text and n == 1) else (lambda s: None)
-    model.eval()
     device = next(model.parameters()).device
-    forward, class_index = _conditioned(model, label, device)
-    ids, shown = _start_tokens(model, opts.prime, opts.unknown, rng)
     emit(shown)
     logits, state = forward(torch.tensor([ids], device=device), None)  # the prime, once: (1, P, V)
     if opts.beam:
