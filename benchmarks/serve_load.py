@@ -159,6 +159,26 @@ def in_process(run: Path, streams: int, length: int, repeats: int = 3) -> float:
     return statistics.median(rates)
 
 
+def screenshot(address: str, path: Path, prime: str = "ROMEO:") -> None:
+    """The web page in headless Chromium (Playwright driving Debian's chromium) after generating from
+    `prime`, at a phone's width."""
+    from playwright.sync_api import sync_playwright
+
+    from rnnkit.inspect.browser import find_chromium
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=find_chromium(), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 430, "height": 900}, device_scale_factor=2)
+        page.goto(f"http://{address}/")
+        page.fill("#prime", prime)
+        page.fill("#length", "400")
+        page.fill("#temperature", "0.8")
+        page.fill("#seed", "7")
+        page.click("#go")
+        page.wait_for_function("document.querySelector('#status').textContent.includes('characters in')")
+        page.screenshot(path=str(path), full_page=True)
+        browser.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, help="serve this run directory instead of a fresh 2x128 LSTM")
@@ -166,6 +186,7 @@ def main():
     ap.add_argument("--length", type=int, default=500, help="characters each request asks for")
     ap.add_argument("--clients", default="1,8,64", help="concurrency levels, comma-separated")
     ap.add_argument("--json", metavar="FILE")
+    ap.add_argument("--screenshot", metavar="PNG", help="also save a screenshot of the web page after generating")
     args = ap.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,6 +195,8 @@ def main():
         proc, address = start_server(run, ["--max-streams", str(max(levels) * 2)])
         try:
             results = [asyncio.run(load(address, c, args.seconds, args.length)) for c in levels]
+            if args.screenshot:
+                screenshot(address, args.screenshot)
         finally:
             proc.terminate()
             proc.wait(timeout=20)
