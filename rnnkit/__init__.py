@@ -12,6 +12,7 @@ The public API (everything else may change):
                                                                     # "caption", "vqa";
     rnnkit.load(run_dir)                                            # ... each loads as its own model
     rnnkit.export("runs/x", "runs/x-onnx")                          # ONNX graphs for onnxruntime
+    rnnkit.serve(["runs/x"], port=8000)                             # HTTP until Ctrl-C (`rnnkit serve`)
 
 The names below are imported on first use (PEP 562), so that `import rnnkit` and the command line's
 `--help` and usage errors do not pay for importing PyTorch (over a second) before they need it.
@@ -27,7 +28,7 @@ _EXPORTS = {
     "CharRNN": ".models", "DataConfig": ".config", "ModelConfig": ".config", "SampleConfig": ".config",
     "TrainConfig": ".config", "Run": ".train", "RnnkitError": ".errors", "Vocab": ".data", "evaluate": ".api",
     "load": ".tasks", "prepare": ".data", "sample": ".api", "samples": ".api", "train": ".train",
-    "export": ".export",
+    "export": ".export", "serve": ".serve", "ServeConfig": ".config",
     # the other tasks' models and configs
     "SequenceClassifier": ".models.classifier", "CharGenerator": ".models.generator",
     "SeriesRNN": ".models.forecaster", "Seq2Seq": ".models.seq2seq", "ClassifierConfig": ".config",

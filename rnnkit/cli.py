@@ -42,11 +42,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_train(args) -> int:
-    options = {}
+    # A bad value is reported before PyTorch is imported (over a second). The task is not known yet, and
+    # a flag several tasks share may take values only some of them accept (--tokens bpe: lm, not classify),
+    # so a value is bad here if no config that has the field accepts it; the task's own config checks the rest.
+    options, accepted, refused = {}, set(), {}
     for cls in (*_task_config_classes(), TrainConfig):
         given = overrides_from_args(args, cls)
-        build(cls, given)  # a bad value is reported before PyTorch is imported (over a second)
         options.update(given)
+        fits = {name: value for name, value in given.items() if _accepts(cls, name, value)}
+        refused.update({name: cls for name in given if name not in fits and name not in refused})
+        accepted |= set(fits)
+        build(cls, fits)  # the values this config accepts, together (e.g. --byte-level with --tokens bpe)
+    for name, cls in refused.items():
+        if name not in accepted:
+            build(cls, {name: options[name]})  # raises its one-line error
     from .distributed import is_main_process
     from .sample import sample_text
     from .train import train
@@ -64,6 +73,14 @@ def _cmd_train(args) -> int:
         sample_text(run.model, length=length, temperature=0.8, seed=1, on_text=_write)
         _write("\n")
     return 0
+
+
+def _accepts(cls, name: str, value) -> bool:
+    try:
+        build(cls, {name: value})
+        return True
+    except RnnkitError:
+        return False
 
 
 def _task_config_classes() -> list:
@@ -166,6 +183,10 @@ def _cmd_eval(args) -> int:
         if "on_object" in result:
             print("\nglimpses on the object (within half the finest patch): " +
                   ", ".join(f"{t + 1}: {v:.3f}" for t, v in enumerate(result["on_object"])))
+    elif "nats_per_token" in result:  # a language model of word or bpe tokens
+        print(f"{result['split']}: {result['nats']:.4f} nats/char, {result['bpc']:.4f} bits/char; "
+              f"{result['nats_per_token']:.4f} nats/token, perplexity {result['perplexity_per_token']:.3f} per token "
+              f"({result['tokens']:,} tokens, {result['chars']:,} characters)")
     else:
         print(f"{result['split']}: {result['nats']:.4f} nats/char, {result['bpc']:.4f} bits/char, "
               f"perplexity {result['perplexity']:.3f} ({result['chars']:,} characters)")
@@ -497,6 +518,10 @@ def _only_language_models(args, what: str) -> None:
     task = task_of(args.run_dir)
     if task != "lm":
         raise UsageError(f"{args.run_dir} was trained for the {task} task; {what}")
+    from .checkpoint import read_config_json
+    tokens = read_config_json(args.run_dir).get("data", {}).get("tokens", "char")
+    if tokens in ("word", "bpe"):  # the tools score and draw cells character by character
+        raise UsageError(f"{args.run_dir} models {tokens} tokens; {args.command} reads character and byte models")
 
 
 def _add_support(p) -> None:

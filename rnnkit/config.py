@@ -69,11 +69,26 @@ class ModelConfig:
             _check_finite("forget_bias", self.forget_bias)
 
 
+_BPE_VOCAB = dict(default=1000, help="tokens of a BPE tokenizer, the 256 bytes included (lm --tokens bpe; seq2seq and "
+                  "caption --source-tokens/--target-tokens bpe, with four specials too)")
+TOKENS = ("char", "byte", "word", "bpe")
+
+
 @dataclass
 class DataConfig:
     paths: list = _opt([], "text files or directories; empty means the bundled tiny Shakespeare", cli=False)
     glob: str = _opt("**/*.txt", "pattern for files inside a directory given as data, e.g. '**/*.py'")
-    byte_level: bool = _opt(False, "model raw bytes (256 symbols) instead of Unicode characters")
+    byte_level: bool = _opt(False, "model raw bytes (256 symbols) instead of Unicode characters (--tokens byte)")
+    tokens: str = _opt("char", "what a text is a sequence of. lm: char (Unicode characters), byte (raw bytes), "
+                       "word (the --word-vocab most frequent words of the training split, each with the space "
+                       "before it; rarer words spelled in bytes) or bpe (a byte-level BPE tokenizer of --bpe-vocab "
+                       "tokens learned on the training split; stored as tokenizer.json in the run); losses are per "
+                       "token and also converted to nats per character. classify: char or word (whitespace-"
+                       "separated words; words seen fewer than --min-count times in training, and words never "
+                       "seen, are read as one unknown-word token)", TOKENS)
+    bpe_vocab: int = _opt(**_BPE_VOCAB)
+    word_vocab: int = _opt(2000, "lm --tokens word: tokens of the word vocabulary, the 256 bytes included (the rest "
+                           "are the most frequent words of the training split)")
     keep_crlf: bool = _opt(False, "keep Windows (CRLF) and lone CR line endings as they are; by default they become "
                            "LF when text is read, as in Python's text mode, for training and for eval, sample "
                            "--prime and inspect on this run (byte-level runs always keep the bytes)")
@@ -87,6 +102,17 @@ class DataConfig:
         self.split = parse_split(self.split)
         if not self.glob:
             raise ConfigError("--glob must not be empty")
+        _check_choices(self)
+        if self.tokens == "byte":  # --byte-level and --tokens byte are one option; runs store both
+            self.byte_level = True
+        elif self.byte_level:
+            if self.tokens != "char":
+                raise ConfigError(f"--byte-level models raw bytes; it does not combine with --tokens {self.tokens}")
+            self.tokens = "byte"
+        for name in ("bpe_vocab", "word_vocab"):
+            if getattr(self, name) < 257:
+                raise ConfigError(f"{_flag(name)} must be at least 257 (the 256 bytes and one more token), "
+                                  f"got {getattr(self, name)}")
 
 
 @dataclass
@@ -247,8 +273,6 @@ _TARGET_TOKENS = dict(default="auto", help="seq2seq, caption: read each target a
                       "separated tokens (word: phonemes, words), byte-level BPE pieces (bpe), or auto (seq2seq: word "
                       "if the targets look like spaced symbols from a small set, such as ARPAbet phonemes, else char; "
                       "caption: word)", choices=("auto", "char", "word", "bpe"))
-_BPE_VOCAB = dict(default=1000, help="seq2seq, caption: tokens of each BPE tokenizer (--source-tokens/--target-tokens "
-                  "bpe), the four specials and 256 bytes included")
 
 
 @dataclass

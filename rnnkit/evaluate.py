@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .data.batching import eval_chunks
+from .data.pieces import PieceVocab
 from .errors import DataError
 
 EVAL_STREAMS = 32  # B for evaluation
@@ -40,13 +41,25 @@ def evaluate_tokens(model, tokens: np.ndarray, batch_size: int = EVAL_STREAMS,
     return total / count, count
 
 
-def summary(nats: float, count: int) -> dict:
-    return {"nats": nats, "bpc": nats / math.log(2), "perplexity": math.exp(nats), "chars": count}
+def summary(nats: float, count: int, chars: int | None = None, tokens: int = 0) -> dict:
+    """nats, bits and perplexity per symbol (a character or byte). For word and bpe tokens, `chars`
+    (the characters the `tokens` evaluated tokens spell) adds the same per token and the loss per
+    character: the total over the characters the `count` scored tokens cover (each evaluation stream's
+    first token is context only)."""
+    if chars is None:
+        return {"nats": nats, "bpc": nats / math.log(2), "perplexity": math.exp(nats), "chars": count}
+    covered = chars * count / tokens  # the scored tokens' share of the characters
+    per_char = nats * count / covered
+    return {"nats": per_char, "bpc": per_char / math.log(2), "nats_per_token": nats,
+            "perplexity_per_token": math.exp(nats), "tokens": count, "chars": round(covered)}
 
 
 def evaluate_text(model, text: str, unknown: str = "error") -> dict:
     """Loss of a loaded model (with its vocabulary) on `text`."""
     if model.vocab is None:
         raise DataError("this model has no vocabulary attached; load it with rnnkit.load(run_dir)")
-    tokens = model.vocab.encode(model.normalize_text(text), unknown=unknown)
+    text = model.normalize_text(text)
+    tokens = model.vocab.encode(text, unknown=unknown)
+    if isinstance(model.vocab, PieceVocab):  # word or bpe tokens
+        return summary(*evaluate_tokens(model, tokens), chars=len(text), tokens=len(tokens))
     return summary(*evaluate_tokens(model, tokens))

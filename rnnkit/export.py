@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from .errors import RnnkitError, UsageError
-from .io import atomic_write, atomic_write_json
+from .io import atomic_write, atomic_write_bytes, atomic_write_json
 from .models.classifier import SequenceClassifier
 from .models.generator import BOUNDARY, CharGenerator
 from .models.lm import CharRNN
@@ -149,6 +149,8 @@ def _write_beside(model, out: Path, config_json: dict | None) -> None:
     """vocab.json (when the model reads tokens) and the run's config.json."""
     if model.vocab is not None:
         atomic_write_json(out / "vocab.json", model.vocab.to_json())
+        if getattr(model.vocab, "tokenizer_json", None):  # word and bpe tokens: the tokenizer, for any runtime
+            atomic_write_bytes(out / "tokenizer.json", model.vocab.tokenizer_json().encode("utf-8"))
     if config_json is not None:
         atomic_write_json(out / "config.json", config_json)
 

@@ -175,9 +175,13 @@ def score_text(model, text: str, label: str | None = None) -> dict:
     nats = -torch.log_softmax(logits[0].float(), dim=-1)[torch.arange(len(targets)), torch.tensor(targets)]
     per = nats.tolist()
     mean = float(nats.mean())
-    return {"unit": "byte" if vocab.kind == "byte" else "char", "count": len(per), "nats": mean,
-            "bits": mean / math.log(2), "per_token": [{"text": vocab.decode([t]), "nats": v}
-                                                       for t, v in zip(targets, per)]}
+    unit = {"char": "char", "byte": "byte"}.get(vocab.kind, "token")
+    result = {"unit": unit, "count": len(per), "nats": mean, "bits": mean / math.log(2),
+              "per_token": [{"text": vocab.decode([t]), "nats": v} for t, v in zip(targets, per)]}
+    if unit == "token":  # word or bpe tokens: the same loss per character of the text scored
+        chars = len(vocab.decode(targets))
+        result["nats_per_char"] = float(nats.sum()) / max(chars, 1)
+    return result
 
 
 def predict(served: Served, texts: list[str], top_k: int, beam: int, unknown: str) -> list:
@@ -480,9 +484,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(run_dirs: list, config: ServeConfig, checkpoint: str = "best", log=print) -> None:
-    """Load the runs, listen, and serve until interrupted (Ctrl-C or SIGTERM)."""
+def serve(run_dirs: list, config: ServeConfig | None = None, checkpoint: str = "best", log=print,
+          **options) -> None:
+    """`rnnkit serve`: load the runs, listen, and serve until interrupted (Ctrl-C or SIGTERM). The
+    options are ServeConfig's (host, port, max_length ...), given as a config or by name."""
     import uvicorn
+
+    from .config import build
+    config = build(ServeConfig, options, base=config)
     from threadpoolctl import threadpool_limits
     # One thread per computation: the samplers (one thread per model), the two job workers and the
     # event loop already keep the cores busy, and BLAS or PyTorch threads fighting them for the same

@@ -62,7 +62,7 @@ class Stream:
         o = start.opts
         self.key = (o.greedy, o.temperature, o.top_k, o.top_p)
         vocab = model.vocab
-        self._chars = None if vocab.kind == "byte" else vocab.chars
+        self._chars = vocab.chars if vocab.kind == "char" else None  # bytes and word/bpe pieces: decoders
         self._end_id = int(vocab.encode(BOUNDARY)[0]) if isinstance(model, CharGenerator) else None
         # Engine side, only for streams with a stop string: each sample's recent text.
         self._stop_decoders = [vocab.decoder() for _ in range(n)] if o.stop else None

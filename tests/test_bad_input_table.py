@@ -69,6 +69,13 @@ def sandbox(tmp_path_factory, small_corpus, shakespeare_text):
     p = run_cli("train", "words.tsv", "--task", "seq2seq", "--attention", "none", "--out", "plain", "--max-steps", "2",
                 *TINY[:TINY.index("--seq-len")], *TINY[TINY.index("--seq-len") + 2:], cwd=box)
     assert p.returncode == 0, p.stderr
+    p = run_cli("train", "text.txt", "--tokens", "bpe", "--bpe-vocab", "300", "--out", "bpe", "--max-steps", "2",
+                "--sample-length", "0", *TINY, cwd=box)
+    assert p.returncode == 0, p.stderr
+    for name in ("notok", "badtok"):
+        shutil.copytree(box / "bpe", box / name)
+    (box / "notok" / "tokenizer.json").unlink()
+    (box / "badtok" / "tokenizer.json").write_text("{oops")
     for name in ("truncated", "flipped", "badconfig", "pickled"):
         shutil.copytree(box / "run", box / name)
     weights = (box / "run" / "model.safetensors").read_bytes()

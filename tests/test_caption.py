@@ -33,7 +33,8 @@ def scenes(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def caption_run(tmp_path_factory, scenes):
-    return rnnkit.train(scenes / "captions.json", out=tmp_path_factory.mktemp("runs") / "cap", max_steps=500, **TINY)
+    return rnnkit.train(scenes / "captions.json", out=tmp_path_factory.mktemp("runs") / "cap", max_steps=500,
+                        **dict(TINY, eval_every=250))  # validation is most of a tiny run's time: twice is enough
 
 
 def test_scenes_are_deterministic_and_hold_out_combinations(tmp_path):

@@ -6,7 +6,7 @@ import torch
 
 from rnnkit.config import ModelConfig
 from rnnkit.data import Vocab
-from rnnkit.fastsample import FastStepper
+from rnnkit.fastsample import BATCHED, FastStepper
 from rnnkit.models import CharRNN
 from rnnkit.sample import generate
 
@@ -26,14 +26,16 @@ def _model(cell, layers, nonlinearity="tanh", hidden=48):
 
 @pytest.mark.parametrize("cell,layers,nonlinearity", [("lstm", 1, "tanh"), ("lstm", 3, "tanh"), ("gru", 1, "tanh"),
                                                       ("gru", 2, "tanh"), ("rnn", 2, "tanh"), ("rnn", 2, "relu")])
-def test_fast_stepper_gives_the_models_distributions(cell, layers, nonlinearity):
+@pytest.mark.parametrize("streams", [5, 12])  # 12: from BATCHED streams on, the products go through torch.mm
+def test_fast_stepper_gives_the_models_distributions(cell, layers, nonlinearity, streams):
     model = _model(cell, layers, nonlinearity)
     fast = FastStepper(model)
-    tokens = torch.randint(0, len(VOCAB), (5, 60))  # 5 streams at once
+    tokens = torch.randint(0, len(VOCAB), (streams, 60))  # several streams at once
     with torch.no_grad():
         logits, _ = model(tokens)
         ref = torch.softmax(logits, -1).numpy()
-    state = fast.zero_state(5)
+    state = fast.zero_state(streams)
+    assert state.batched == (streams >= BATCHED)
     for t in range(tokens.shape[1]):
         out, state = fast.step(tokens[:, t].numpy(), state)
         probs = np.exp(out - out.max(-1, keepdims=True))

@@ -27,13 +27,15 @@ def _steps(blocks: list[str]):
                         continue
                     verb = next(w for w in words if w in ("train", "sample", "eval", "inspect", "cells", "gates",
                                                           "compare", "prepare", "ngram", "predict", "translate",
-                                                          "data", "caption", "answer", "export"))
+                                                          "data", "caption", "answer", "export", "serve"))
                     made = [words[i + 1] for i, w in enumerate(words) if w in ("--out", "-o") and verb == "train"]
                     used = [words[i + 1] for i, w in enumerate(words) if w in ("--resume", "--init-from")]
                     after = words[words.index(verb) + 1:]
                     if verb in ("sample", "eval", "inspect", "cells", "gates", "compare", "predict",
                                 "translate", "caption", "answer", "export") and after:
                         used.append(after[0])
+                    if verb == "serve":  # every run directory it names (the README's serve lines give no flags)
+                        used += [w for w in after if not w.startswith("-")]
                     yield made, used, line
             for name in re.findall(r"\bout=\"([^\"]+)\"", line):
                 yield [name], [], line

@@ -309,6 +309,8 @@ def test_port_in_use_and_runs_that_cannot_load(tmp_path, runs):
                             p.stderr), p.stderr
     finally:
         taken.close()
+    with pytest.raises(rnnkit.errors.ConfigError, match="--port must be in 0..65535"):
+        rnnkit.serve([runs["lm"]], port=70000)  # the API checks as the command does, before listening
     (tmp_path / "empty").mkdir()
     p = run_cli("serve", runs["lm"], tmp_path / "empty", "--port", "0", timeout=60)
     assert p.returncode == 1 and p.stderr.startswith(f"rnnkit serve: error: cannot serve {tmp_path / 'empty'}: ")

@@ -30,6 +30,7 @@ import numpy as np
 from ..config import DataConfig, build
 from ..errors import DataError, RnnkitError
 from ..io import atomic_write_bytes, atomic_write_json
+from .pieces import SCHEMES, PieceVocab
 from .vocab import Vocab, codepoints_of, describe_chars
 
 FORMAT_VERSION = 1
@@ -87,6 +88,7 @@ class Corpus:
     sources: list[str]
     bounds: tuple  # (train_end, val_end): train [0, a), val [a, b), test [b, N)
     directory: Path
+    chars: tuple | None = None  # word and bpe tokens: the characters of each split (train, val, test)
 
     def split(self, name: str) -> np.ndarray:
         a, b = self.bounds
@@ -116,6 +118,10 @@ def prepare(config: DataConfig, vocab: Vocab | None = None, out_dir: str | Path 
     key_src = {
         "format": FORMAT_VERSION,
         "byte_level": config.byte_level,
+        # word and bpe tokens are learned on the training split: its size and the tokenizer's are in the key
+        **({"tokens": config.tokens, "split": list(config.split),
+            "size": config.bpe_vocab if config.tokens == "bpe" else config.word_vocab}
+           if config.tokens in SCHEMES else {}),
         "newlines": "keep" if config.keep_crlf or config.byte_level else "lf",
         "vocab": vocab.to_json() if vocab is not None else None,
         "extend": extend and vocab is not None,
@@ -125,10 +131,19 @@ def prepare(config: DataConfig, vocab: Vocab | None = None, out_dir: str | Path 
     directory = Path(out_dir) if out_dir is not None else default_cache_dir() / key
     cached = _read_cached(directory, key)
     # Not there, incomplete, stale or damaged: (re)build it.
-    meta, vocab = cached if cached is not None else _encode(files, config.byte_level, config.keep_crlf, vocab,
-                                                            extend, directory, key)
+    if cached is not None:
+        meta, vocab = cached
+    elif config.tokens in SCHEMES:
+        if vocab is not None and extend:
+            raise DataError(f"--extend-vocab adds characters; a run of --tokens {config.tokens} has no characters "
+                            "to add (every text already has an encoding)")
+        meta, vocab = _encode_pieces(files, config, vocab, directory, key)
+    else:
+        meta, vocab = _encode(files, config.byte_level, config.keep_crlf, vocab, extend, directory, key)
     n = meta["num_tokens"]
     tokens = np.memmap(directory / "tokens.bin", dtype=vocab.dtype, mode="r", shape=(n,))
+    if isinstance(vocab, PieceVocab):
+        return Corpus(tokens, vocab, [str(f) for f in files], tuple(meta["bounds"]), directory, tuple(meta["chars"]))
     return Corpus(tokens, vocab, [str(f) for f in files], split_bounds(n, config.split), directory)
 
 
@@ -136,6 +151,9 @@ def prepare_for_run(config: DataConfig, vocab: Vocab) -> Corpus | None:
     """A run's training text encoded with the run's own vocabulary (to resume it, or to evaluate on its
     test split), or None if the text no longer fits that vocabulary. The text's own vocabulary is the
     usual case; a fine-tuned run's vocabulary came from its base run and may hold more characters."""
+    if isinstance(vocab, PieceVocab):  # the run's own tokenizer, not one learned again
+        corpus = prepare(config, vocab=vocab)
+        return corpus if corpus.vocab == vocab else None
     corpus = prepare(config)
     if corpus.vocab == vocab:
         return corpus
@@ -175,14 +193,24 @@ def _read_cached(directory: Path, key: str) -> tuple[dict, Vocab] | None:
     The files are parsed as JSON and raw integers only, so a planted file can at worst be rebuilt."""
     try:
         meta = json.loads((directory / "meta.json").read_bytes())
-        vocab = Vocab.from_json(json.loads((directory / "vocab.json").read_bytes()))
+        raw = json.loads((directory / "vocab.json").read_bytes())
+        vocab = PieceVocab.from_json(raw) if raw.get("kind") == "pieces" else Vocab.from_json(raw)
         size = (directory / "tokens.bin").stat().st_size
         ok = (isinstance(meta, dict) and meta.get("key") == key and meta.get("vocab_size") == len(vocab)
               and meta.get("itemsize") == np.dtype(vocab.dtype).itemsize
-              and isinstance(meta.get("num_tokens"), int) and size == meta["num_tokens"] * meta["itemsize"])
+              and isinstance(meta.get("num_tokens"), int) and size == meta["num_tokens"] * meta["itemsize"]
+              and (not isinstance(vocab, PieceVocab) or _piece_meta_ok(meta)))
     except (OSError, ValueError, RnnkitError):
         return None
     return (meta, vocab) if ok else None
+
+
+def _piece_meta_ok(meta: dict) -> bool:
+    """A word or bpe entry's split bounds and character counts: ints, in order, within the tokens."""
+    bounds, chars = meta.get("bounds"), meta.get("chars")
+    return (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(x, int) for x in bounds)
+            and 0 <= bounds[0] <= bounds[1] <= meta["num_tokens"] and isinstance(chars, list) and len(chars) == 3
+            and all(isinstance(x, int) and x >= 0 for x in chars))
 
 
 def _read_chunks(path: Path):
@@ -283,9 +311,8 @@ def _encode(files: list[Path], byte_level: bool, keep_crlf: bool, vocab: Vocab |
                                 f"{describe_chars([chr(c) for c in missing])}; --extend-vocab adds them")
     if total == 0:
         raise DataError(_empty_message(files))
-    # Pass 2: write the ids. The temporary name keeps a half-written file from ever being used.
-    tmp = directory / f"tokens.bin.tmp-{os.getpid()}"
-    with open(tmp, "wb") as out:
+    # Pass 2: write the ids.
+    def write(out):
         for f in files:
             if vocab.kind == "byte":
                 for _, chunk in _read_chunks(f):
@@ -293,14 +320,50 @@ def _encode(files: list[Path], byte_level: bool, keep_crlf: bool, vocab: Vocab |
             else:
                 for cps in _codepoint_chunks(f, keep_crlf):
                     out.write(vocab.encode_codepoints(cps).tobytes())
+    return _commit(directory, write, vocab, {"key": key, "num_tokens": int(total)}, files), vocab
+
+
+def _commit(directory: Path, write, vocab, meta: dict, files: list[Path]) -> dict:
+    """Write a cache entry: tokens.bin by `write(file)` (under a temporary name, so a half-written file
+    is never used), vocab.json, then meta.json, which marks the entry complete. Returns the meta."""
+    tmp = directory / f"tokens.bin.tmp-{os.getpid()}"
+    with open(tmp, "wb") as out:
+        write(out)
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, directory / "tokens.bin")
     atomic_write_bytes(directory / "vocab.json", json.dumps(vocab.to_json(), ensure_ascii=False).encode("utf-8"))
-    meta = {"key": key, "num_tokens": int(total), "itemsize": np.dtype(vocab.dtype).itemsize,
-            "vocab_size": len(vocab), "sources": [str(f.resolve()) for f in files]}
-    atomic_write_json(directory / "meta.json", meta)  # written last: marks the cache entry complete
-    return meta, vocab
+    meta = {**meta, "itemsize": np.dtype(vocab.dtype).itemsize, "vocab_size": len(vocab),
+            "sources": [str(f.resolve()) for f in files]}
+    atomic_write_json(directory / "meta.json", meta)  # written last
+    return meta
+
+
+def _encode_pieces(files: list[Path], config: DataConfig, vocab: PieceVocab | None, directory: Path,
+                   key: str) -> tuple[dict, PieceVocab]:
+    """Word or bpe tokens: the text is read whole (so this path holds it in memory, unlike characters
+    and bytes), split by characters into train, validation and test, the tokenizer learned on the
+    training part (or `vocab`, a run's own, reused) and each part encoded on its own. So the splits are
+    the same characters at every token level, and runs at different levels compare on the same text."""
+    parts = []
+    for f in files:
+        cps = np.concatenate([c.astype(np.uint32) for c in _codepoint_chunks(f, config.keep_crlf)] or
+                             [np.zeros(0, np.uint32)])
+        parts.append(cps.astype("<u4").tobytes().decode("utf-32-le"))
+    text = "".join(parts)
+    if not text:
+        raise DataError(_empty_message(files))
+    a, b = split_bounds(len(text), config.split)
+    pieces = (text[:a], text[a:b], text[b:])
+    if vocab is None:
+        size = config.bpe_vocab if config.tokens == "bpe" else config.word_vocab
+        vocab = PieceVocab.learn(config.tokens, pieces[0], size)
+    ids = [vocab.encode(p) for p in pieces]
+    directory.mkdir(parents=True, exist_ok=True)
+    tokens = np.concatenate(ids).astype(vocab.dtype)
+    meta = {"key": key, "num_tokens": int(len(tokens)), "bounds": [len(ids[0]), len(ids[0]) + len(ids[1])],
+            "chars": [len(p) for p in pieces]}
+    return _commit(directory, lambda out: out.write(tokens.tobytes()), vocab, meta, files), vocab
 
 
 def _empty_message(files: list[Path]) -> str:

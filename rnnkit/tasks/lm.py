@@ -21,8 +21,10 @@ from .. import checkpoint as ckpt
 from ..config import TASK_CONFIGS, DataConfig, ModelConfig, TrainConfig, build
 from ..data.batching import StreamBatches
 from ..data.corpus import Corpus, prepare, prepare_for_run, read_text
+from ..data.pieces import PieceVocab
 from ..data.vocab import Vocab, describe_chars
 from ..errors import CheckpointError, ConfigError, DataError
+from ..io import atomic_write_bytes
 from ..evaluate import evaluate_tokens, summary
 from ..models import CharRNN, grow_vocabulary
 from ..sample import sample_text
@@ -30,6 +32,7 @@ from ..sample import sample_text
 LANGUAGE_MODEL = True  # fine-tuning (--init-from) and the NumPy reference backend exist for language models
 NAME = "lm"
 CONFIGS = TASK_CONFIGS[NAME]  # (ModelConfig, DataConfig); TrainConfig is the trainer's
+TOKENIZER = "tokenizer.json"  # a word or bpe run's tokenizer, beside config.json
 
 
 @dataclass
@@ -47,13 +50,36 @@ def read_run(run_dir: str | Path) -> RunConfig:
     def parse(raw: dict) -> RunConfig:
         if isinstance(raw.get("data"), dict):  # runs from before keep_crlf existed read text as it was
             raw["data"].setdefault("keep_crlf", True)
+        vocab = raw["vocab"]  # word and bpe runs: where their tokenizer is, read below
+        vocab = vocab if vocab.get("kind") == "pieces" else Vocab.from_json(vocab)
         return RunConfig(build(ModelConfig, raw["model"]), build(DataConfig, raw["data"]),
-                         build(TrainConfig, raw["train"]), Vocab.from_json(raw["vocab"]))
+                         build(TrainConfig, raw["train"]), vocab)
     run = ckpt.parse_config(run_dir, parse)
+    if isinstance(run.vocab, dict):
+        run.vocab = _read_tokenizer(run_dir, run.vocab)
     if run.model.vocab_size != len(run.vocab):
         raise CheckpointError(f"{Path(run_dir) / ckpt.CONFIG} is inconsistent: vocab_size {run.model.vocab_size} "
                               f"but {len(run.vocab)} symbols in the vocabulary")
     return run
+
+
+def _read_tokenizer(run_dir, vocab_json: dict) -> PieceVocab:
+    """A word or bpe run's vocabulary: its run directory's tokenizer.json, checked against config.json."""
+    path = Path(run_dir) / TOKENIZER
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing: this run's {vocab_json.get('scheme')} tokenizer, without which "
+                              "its token ids mean nothing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        vocab = PieceVocab.from_tokenizer_json(vocab_json.get("scheme"), text)
+    except DataError as exc:
+        raise CheckpointError(f"{path} is corrupted: {exc}") from None
+    if len(vocab) != vocab_json.get("size"):
+        raise CheckpointError(f"{path} has {len(vocab)} tokens, but the run was trained with {vocab_json.get('size')}")
+    return vocab
 
 
 def load(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu") -> CharRNN:
@@ -78,6 +104,8 @@ class Task:
         self.model_cfg, self.data_cfg, self.train_cfg, self.corpus = model_cfg, data_cfg, train_cfg, corpus
         self.vocab = corpus.vocab
         self.model = model
+        if isinstance(self.vocab, PieceVocab):  # the trainer reports per token; eval adds nats per character
+            self.unit, self.loss_unit = "token", "nats/token"
         val = corpus.split("val")
         self.val_tokens = val[:train_cfg.eval_max_chars] if train_cfg.eval_max_chars else val
         self.has_val = len(self.val_tokens) >= 2
@@ -109,13 +137,18 @@ class Task:
         return f"--- sample at step {step} (temperature 0.8) ---\n{text}\n---"
 
     def write_config(self, run_dir: Path, train_cfg: TrainConfig) -> None:
+        vocab = self.vocab.to_json()
+        if isinstance(self.vocab, PieceVocab):  # the tokenizer in a file of its own, as its library writes it
+            atomic_write_bytes(run_dir / TOKENIZER, self.vocab.tokenizer_json().encode("utf-8"))
+            vocab = {"kind": "pieces", "scheme": self.vocab.kind, "size": len(self.vocab), "file": TOKENIZER}
         ckpt.write_config(run_dir, NAME, {"model": self.model_cfg, "data": self.data_cfg, "train": train_cfg},
-                          {"vocab": self.vocab.to_json()})
+                          {"vocab": vocab})
 
     def describe(self) -> str:
         c = self.model_cfg
         return (f"{c.cell} {c.num_layers}x{c.hidden_size}, {sum(p.numel() for p in self.model.parameters()):,} "
-                f"parameters, vocabulary {len(self.vocab)}, {len(self.corpus.split('train')):,} training characters")
+                f"parameters, vocabulary {len(self.vocab)}, {len(self.corpus.split('train')):,} training "
+                f"{'characters' if self.unit == 'char' else 'tokens'}")
 
 
 def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, resumed: RunConfig | None = None,
@@ -130,7 +163,7 @@ def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, r
             if model_o:
                 raise ConfigError(f"--init-from keeps the architecture of {init_from}; "
                                   f"don't pass {', '.join(sorted(model_o))}")
-            data_o = {**data_o, "byte_level": init.vocab.kind == "byte"}
+            data_o = {**data_o, "byte_level": init.vocab.kind == "byte", "tokens": init.data.tokens}
         data_cfg = build(DataConfig, data_o)
     # Process 0 encodes the text (or finds it cached) first, so the others only read the cache.
     corpus = _corpus(data_cfg, init, extend_vocab, resumed) if d.is_main else None
@@ -186,8 +219,9 @@ def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unk
         else:
             tokens = model.vocab.encode(model.normalize_text(read_text(path)), unknown=unknown)
         if len(tokens) < 2:
-            raise DataError(f"{path} is too short to evaluate ({len(tokens)} characters; need at least 2)")
-        return {**summary(*evaluate_tokens(model, tokens)), "split": str(path)}
+            raise DataError(f"{path} is too short to evaluate ({len(tokens)} tokens; need at least 2)")
+        chars = len(model.vocab.decode(tokens)) if isinstance(model.vocab, PieceVocab) else None
+        return {**summary(*evaluate_tokens(model, tokens), chars=chars, tokens=len(tokens)), "split": str(path)}
     run = read_run(run_dir)
     corpus = prepare_for_run(run.data, run.vocab)
     if corpus is None:
@@ -195,4 +229,5 @@ def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unk
     test = corpus.split("test")
     if len(test) < 2:
         raise DataError("this run has no test split (see --split); pass a FILE to evaluate on")
-    return {**summary(*evaluate_tokens(model, test)), "split": "test"}
+    chars = corpus.chars[2] if corpus.chars is not None else None
+    return {**summary(*evaluate_tokens(model, test), chars=chars, tokens=len(test)), "split": "test"}

@@ -1,0 +1,161 @@
+"""Word and bpe tokens for the language model: lossless on any Unicode text, stored as the run's
+tokenizer.json, sampled, evaluated (per token and per character) and resumed like character runs."""
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+import tokenizers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rnnkit
+from rnnkit.data.pieces import PieceVocab, byte_alphabet
+from rnnkit.evaluate import evaluate_tokens
+from rnnkit.sample import generate
+
+from conftest import SMALL, run_cli
+
+@pytest.fixture(scope="module")
+def vocabs(shakespeare_text):
+    train = shakespeare_text[:200_000]
+    return {"bpe": PieceVocab.learn("bpe", train, 600), "word": PieceVocab.learn("word", train, 800)}
+
+
+def test_the_byte_alphabet_is_the_tokenizers():
+    assert set(byte_alphabet().values()) == set(tokenizers.pre_tokenizers.ByteLevel.alphabet())
+    assert len(set(byte_alphabet().values())) == 256
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(max_size=200))
+def test_any_unicode_text_round_trips(vocabs, text):
+    for vocab in vocabs.values():
+        ids = vocab.encode(text)
+        assert vocab.decode(ids) == text
+        step = vocab.decoder()  # streaming: one token at a time, characters split across tokens come whole
+        assert "".join(step(i) for i in ids) == text
+        assert int(ids.max(initial=0)) < len(vocab)
+
+
+def test_tokens_are_pieces_of_text(vocabs):
+    bpe, word = vocabs["bpe"], vocabs["word"]
+    assert len(bpe) == 600 and len(word) <= 800
+    text = "ROMEO: the king hath spoken"
+    assert len(bpe.encode(text)) < len(text) / 1.5  # merges: fewer tokens than characters
+    pieces = [word.symbol(i) for i in word.encode(text)]
+    assert " king" in pieces and " the" in pieces  # whole words, each with the space before it
+    rare = word.encode(" Xq7zw")  # an unseen word is spelled in its bytes
+    assert all(i < 256 for i in rare[1:]) and word.decode(rare) == " Xq7zw"
+    for vocab in vocabs.values():  # JSON round trip: the same ids
+        again = PieceVocab.from_json(json.loads(json.dumps(vocab.to_json())))
+        assert again == vocab and np.array_equal(again.encode(text), vocab.encode(text))
+
+
+@pytest.fixture(scope="module")
+def bpe_run(tmp_path_factory, small_corpus):
+    out = tmp_path_factory.mktemp("tokens") / "bpe"
+    return rnnkit.train(small_corpus, out=out, max_steps=40, tokens="bpe", bpe_vocab=320, progress=False,
+                        log=lambda m: None, **SMALL)
+
+
+def test_a_bpe_run_stores_its_tokenizer_and_samples(bpe_run):
+    run_dir = bpe_run.dir
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["vocab"] == {"kind": "pieces", "scheme": "bpe", "size": 320, "file": "tokenizer.json"}
+    assert json.loads((run_dir / "tokenizer.json").read_text())["model"]["type"] == "BPE"
+    model = rnnkit.load(run_dir)
+    assert len(model.vocab) == 320 and model.config.vocab_size == 320
+    fast = generate(model, 3, length=60, seed=4, prime="ROMEO:")
+    assert fast == generate(model, 3, length=60, seed=4, prime="ROMEO:", fast=False)
+    assert all(t.startswith("ROMEO:") for t in fast)
+    ids = [model.vocab.encode(t[len("ROMEO:"):]) for t in fast]
+    assert all(len(i) >= 40 for i in ids)  # length counts tokens
+
+
+def test_losses_convert_to_nats_per_character(bpe_run, small_corpus):
+    model = rnnkit.load(bpe_run.dir)
+    text = small_corpus.read_text()[-3000:]
+    result = model.evaluate(text)
+    tokens = model.vocab.encode(text)
+    nats, count = evaluate_tokens(model, tokens)
+    assert result["nats_per_token"] == pytest.approx(nats)
+    covered = len(text) * count / len(tokens)  # the scored tokens' share of the characters
+    assert result["nats"] == pytest.approx(nats * count / covered)
+    assert result["bpc"] == pytest.approx(result["nats"] / math.log(2))
+    assert result["nats"] < result["nats_per_token"]  # a token spells more than one character
+    p = run_cli("eval", bpe_run.dir)
+    assert p.returncode == 0 and "nats/char" in p.stdout and "nats/token" in p.stdout, p.stderr
+
+
+def test_every_level_splits_the_same_characters(tmp_path, small_corpus):
+    """Train, validation and test are the same characters at every token level, so their losses compare."""
+    from rnnkit.config import DataConfig, build
+    from rnnkit.data.corpus import prepare
+    char = prepare(build(DataConfig, {"paths": [str(small_corpus)]}))
+    for tokens in ("word", "bpe"):
+        corpus = prepare(build(DataConfig, {"paths": [str(small_corpus)], "tokens": tokens, "bpe_vocab": 300,
+                                            "word_vocab": 300}))
+        for i, name in enumerate(("train", "val", "test")):
+            assert corpus.vocab.decode(corpus.split(name)) == char.vocab.decode(char.split(name))
+            assert corpus.chars[i] == len(char.split(name))
+
+
+def test_a_word_run_resumes_exactly(tmp_path, small_corpus):
+    from conftest import assert_resumes_exactly
+    opts = dict(SMALL, tokens="word", word_vocab=300, lr_schedule="constant", eval_every=6, checkpoint_every=1000,
+                progress=False, log=lambda m: None)
+    assert_resumes_exactly(tmp_path, small_corpus, opts, steps=12, stop=6)  # the same rate in both
+
+
+def test_a_damaged_tokenizer_is_reported(tmp_path, bpe_run):
+    import shutil
+    for name, damage in (("missing", None), ("garbage", b"{not a tokenizer"), ("small", None)):
+        run = tmp_path / name
+        shutil.copytree(bpe_run.dir, run)
+        if name == "missing":
+            (run / "tokenizer.json").unlink()
+        elif name == "garbage":
+            (run / "tokenizer.json").write_bytes(damage)
+        else:  # another tokenizer, of another size
+            (run / "tokenizer.json").write_text(PieceVocab.learn("bpe", "abc abd " * 50, 270).tokenizer_json())
+        p = run_cli("sample", run, "--length", "5")
+        assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+        assert "tokenizer.json" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_inspection_tools_refuse_token_runs(bpe_run, small_corpus):
+    p = run_cli("cells", bpe_run.dir, "--text", small_corpus)
+    assert p.returncode == 2
+    assert p.stderr.strip().endswith("models bpe tokens; cells reads character and byte models")
+
+
+def test_shared_flags_are_checked_against_the_task(tmp_path, words):
+    p = run_cli("train", words, "--task", "classify", "--tokens", "bpe", "--out", tmp_path / "c")
+    assert p.returncode == 1 and p.stderr == "rnnkit train: error: --tokens must be one of char, word; got 'bpe'\n"
+    p = run_cli("train", "--tokens", "bpe", "--byte-level", "--out", tmp_path / "b")
+    assert p.returncode == 1 and "does not combine with --tokens bpe" in p.stderr
+
+
+def test_the_server_sampler_and_export_read_tokens(bpe_run, tmp_path):
+    from rnnkit.streams import Sampler
+    model = rnnkit.load(bpe_run.dir)
+    sampler = Sampler(model)
+    try:
+        stream = sampler.submit(n=2, length=30, seed=6, prime="KING")
+        while not stream.finished:
+            time.sleep(0.002)
+        texts = ["", ""]
+        for j, piece in stream.take():
+            texts[j] += piece
+        assert texts == generate(model, 2, length=30, seed=6, prime="KING")
+    finally:
+        sampler.close()
+    from rnnkit.serve import score_text
+    scored = score_text(model, "To be, or not")
+    assert scored["unit"] == "token" and "".join(t["text"] for t in scored["per_token"]) == "To be, or not"
+    assert scored["nats_per_char"] == pytest.approx(scored["nats"] * scored["count"] / 13)
+    rnnkit.export(bpe_run.dir, tmp_path / "onnx")
+    assert PieceVocab.from_tokenizer_json("bpe", (tmp_path / "onnx" / "tokenizer.json").read_text()) == model.vocab
