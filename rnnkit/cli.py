@@ -511,17 +511,18 @@ def _cmd_cells(args) -> int:
     return 0
 
 
-def _only_language_models(args, what: str) -> None:
-    """A one-line error (exit 2) for a command that looks at a language model's cells, given another task's run."""
+def _only_language_models(args, what: str, tokens: bool = True) -> None:
+    """A one-line error (exit 2) for a command that looks at a language model's cells, given another task's run
+    (or, unless `tokens`, a language model of word or bpe tokens)."""
     from .checkpoint import task_of
     from .errors import UsageError
     task = task_of(args.run_dir)
     if task != "lm":
         raise UsageError(f"{args.run_dir} was trained for the {task} task; {what}")
     from .checkpoint import read_config_json
-    tokens = read_config_json(args.run_dir).get("data", {}).get("tokens", "char")
-    if tokens in ("word", "bpe"):  # the tools score and draw cells character by character
-        raise UsageError(f"{args.run_dir} models {tokens} tokens; {args.command} reads character and byte models")
+    level = read_config_json(args.run_dir).get("data", {}).get("tokens", "char")
+    if not tokens and level in ("word", "bpe"):
+        raise UsageError(f"{args.run_dir} models {level} tokens; {args.command} reads character and byte models")
 
 
 def _add_support(p) -> None:
@@ -602,7 +603,7 @@ def _cmd_compare(args) -> int:
     from .data.corpus import read_text
     from .inspect.compare import compare
     _, hi = _parse_orders(args.n)
-    _only_language_models(args, "compare lines a language model up against n-grams")
+    _only_language_models(args, "compare lines a language model up against n-grams", tokens=False)  # char n-grams
     result = compare(load(args.run_dir, args.checkpoint), read_text(args.train), read_text(args.test), hi,
                      unknown=args.unknown)
     print(result.table())

@@ -126,10 +126,26 @@ def test_a_damaged_tokenizer_is_reported(tmp_path, bpe_run):
         assert "tokenizer.json" in p.stderr and "Traceback" not in p.stderr
 
 
-def test_inspection_tools_refuse_token_runs(bpe_run, small_corpus):
-    p = run_cli("cells", bpe_run.dir, "--text", small_corpus)
+def test_inspection_reads_tokens(bpe_run, small_corpus, tmp_path):
+    """A token is a step: the report holds each token's text, the cell search reads the features at
+    each token's last character, and the character n-gram comparison refuses."""
+    from rnnkit.inspect.activations import activations
+    from rnnkit.inspect.cells import search
+    model = rnnkit.load(bpe_run.dir)
+    text = small_corpus.read_text()[:3000]
+    acts = activations(model, text)
+    assert acts.text == text and len(acts.tokens) < len(text) / 1.3
+    ends = acts.ends()
+    assert ends[-1] == len(text) - 1 and all(text[e] == c[-1] for e, c in zip(ends, acts.chars) if c)
+    found = search(acts, {"newline": lambda t: np.array([ch == "\n" for ch in t])}, min_support=0, min_stretches=0)
+    assert found.scores["newline"]  # scored, one value per token
+    p = run_cli("inspect", bpe_run.dir, "--text", small_corpus, "--out", tmp_path / "r.html", "--max-chars", "400")
+    assert p.returncode == 0, p.stderr
+    assert "tokens of" in (tmp_path / "r.html").read_text()
+    p = run_cli("compare", bpe_run.dir, "--train", small_corpus, "--test", small_corpus)
     assert p.returncode == 2
-    assert p.stderr.strip().endswith("models bpe tokens; cells reads character and byte models")
+    assert p.stderr.strip().endswith("models bpe tokens; compare reads character and byte models")
+
 
 
 def test_shared_flags_are_checked_against_the_task(tmp_path, words):

@@ -38,6 +38,12 @@ class Activations:
     def text(self) -> str:
         return "".join(self.chars)
 
+    def ends(self) -> np.ndarray:
+        """(T,) the offset in `text` of each step's last character: t itself for characters and bytes;
+        for word and bpe tokens, which spell several characters (or none yet, a character split across
+        tokens), where the text read so far ends. Features of the text are read there."""
+        return np.maximum(np.cumsum([len(c) for c in self.chars]) - 1, 0)
+
     def kinds(self) -> list[str]:
         """What can be looked at: 'h', 'c' (LSTM) and 'gate:<name>' for each gate."""
         return ["h"] + (["c"] if self.c else []) + [f"gate:{g}" for g in self.gates]
@@ -87,7 +93,8 @@ class Activations:
                 f.create_dataset(f"output{k + 1}", data=self.h[k])
         with h5py.File(out / "train.h5", "w") as f:
             f.create_dataset("words", data=self.tokens.astype(np.int64))
-        symbols = vocab.chars if vocab.kind == "char" else [f"0x{i:02x}" for i in range(256)]
+        symbols = (vocab.chars if vocab.kind == "char" else [f"0x{i:02x}" for i in range(256)] if vocab.kind == "byte"
+                   else [vocab.symbol(i) for i in range(len(vocab))])
         lines = [f"{_dict_name(s)} {i}" for i, s in enumerate(symbols)]
         (out / "train.dict").write_text("\n".join(lines) + "\n", encoding="utf-8")
         types = ",\n".join(f"    {{type: state, layer: {k + 1}, path: states{k + 1}}},\n"
@@ -105,6 +112,8 @@ def _dict_name(symbol: str) -> str:
     named = {" ": "<space>", "\n": "<newline>", "\t": "<tab>", "\r": "<cr>"}
     if symbol in named:
         return named[symbol]
+    if len(symbol) != 1:  # a word or bpe token: its characters, white space named
+        return "".join(_dict_name(c) for c in symbol) or "<empty>"
     return symbol if symbol.isprintable() and not symbol.isspace() else f"<U+{ord(symbol):04X}>"
 
 
@@ -138,7 +147,9 @@ def activations(model, text: str, chunk_len: int = 256, top_k: int = 5, unknown:
     loss[1:] = (-logp[:-1].gather(1, target[:, None])[:, 0]).numpy()
     top = torch.topk(logp.exp(), min(top_k, logp.shape[1]), dim=-1)
     cat = lambda parts: torch.cat(parts).numpy().astype(np.float32)  # noqa: E731
-    decode = model.vocab.decoder() if model.vocab.kind == "char" else (lambda i: chr(i) if i < 128 else "\ufffd")
+    # characters and word/bpe pieces decode as text (a piece may hold part of a character: its text
+    # comes with the piece that completes it); a byte shows as ASCII or U+FFFD
+    decode = model.vocab.decoder() if model.vocab.kind != "byte" else (lambda i: chr(i) if i < 128 else "\ufffd")
     return Activations(
         chars=[decode(i) for i in tokens.tolist()], tokens=tokens,
         h=[cat(p) for p in h], c=[cat(p) for p in c] if model.config.cell == "lstm" else [],
@@ -150,4 +161,6 @@ def describe_symbol(vocab, token: int) -> str:
     """A symbol as a person reads it in a table or tooltip."""
     if vocab.kind == "byte":
         return repr(chr(token)) if token < 128 else f"0x{token:02x}"
+    if vocab.chars is None:  # a word or bpe token
+        return json.dumps(vocab.symbol(token), ensure_ascii=False)
     return json.dumps(vocab.chars[token], ensure_ascii=False)

@@ -148,12 +148,15 @@ def search(acts: Activations, features: dict, kinds: list[str] | None = None, mi
     if min_support < 0 or min_stretches < 0:
         raise DataError(f"the minimum support must be >= 0, got {min_support} positions in {min_stretches} stretches")
     kinds = kinds or [k for k in acts.kinds() if not k.startswith("gate:")]
-    T = len(acts.tokens)
+    T, text = len(acts.tokens), acts.text
     results, ranks, left_out = {}, {}, []
     for name, fn in features.items():
-        values = np.asarray(fn(acts.text))
-        if values.shape != (T,):
-            raise DataError(f"feature {name!r} returned shape {values.shape}, expected ({T},): one value per character")
+        values = np.asarray(fn(text))
+        if values.shape != (len(text),):
+            raise DataError(f"feature {name!r} returned shape {values.shape}, expected ({len(text)},): one value per "
+                            "character")
+        if len(text) != T:  # word or bpe tokens: each step's value is the feature at its last character
+            values = values[acts.ends()]
         support = feature_support(name, values)
         if support.positions == 0:
             continue  # the feature never changes in this text: nothing to track

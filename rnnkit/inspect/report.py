@@ -290,12 +290,13 @@ def plot_heatmap(acts: Activations, kind: str, layer: int, unit: int, path, titl
     values = np.tanh(values) if kind == "c" else values
     scaled = (values - lo) / (hi - lo) * 2 - 1  # -> [-1, 1] for the colour map
     rows, row, col = [], [], 0  # rows of (t, char), wrapped at newlines and at `width`
-    for t, ch in enumerate(acts.chars):
-        row.append((t, ch))
-        col += 1
-        if ch == "\n" or col >= width:
-            rows.append(row)
-            row, col = [], 0
+    for t, piece in enumerate(acts.chars):
+        for ch in piece:  # a word or bpe token colours each of its characters
+            row.append((t, ch))
+            col += 1
+            if ch == "\n" or col >= width:
+                rows.append(row)
+                row, col = [], 0
         if len(rows) >= max_lines:
             break
     if row and len(rows) < max_lines:

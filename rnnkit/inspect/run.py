@@ -82,7 +82,8 @@ def inspect(model, text_path: str | Path, out: str | Path, max_chars: int = 2000
     found = cell_search.search(scored, features if features is not None else BUILTIN, None, min_support, min_stretches)
     best = found.best()
     cfg = model.config
-    info = (f"{cfg.cell} {cfg.num_layers}x{cfg.hidden_size} on {len(acts.tokens):,} characters of "
+    steps = "characters" if len(acts.text) == len(acts.tokens) else "tokens"  # word and bpe runs step by token
+    info = (f"{cfg.cell} {cfg.num_layers}x{cfg.hidden_size} on {len(acts.tokens):,} {steps} of "
             f"{Path(text_path).name}; cells scored on {len(text):,} characters")
     page = render_report(acts, model.vocab, title or f"rnnkit: inside {Path(text_path).name}", best, info, found, units)
     atomic_write_bytes(out, page.encode("utf-8"))
