@@ -24,8 +24,8 @@ from ..data.corpus import Corpus, prepare, prepare_for_run, read_text
 from ..data.pieces import PieceVocab
 from ..data.vocab import Vocab, describe_chars
 from ..errors import CheckpointError, ConfigError, DataError
-from ..io import atomic_write_bytes
 from ..evaluate import evaluate_tokens, summary
+from ..io import atomic_write_bytes
 from ..models import CharRNN, grow_vocabulary
 from ..sample import sample_text
 
@@ -218,9 +218,10 @@ def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unk
             tokens = np.frombuffer(path.read_bytes(), dtype=np.uint8)
         else:
             tokens = model.vocab.encode(model.normalize_text(read_text(path)), unknown=unknown)
-        if len(tokens) < 2:
-            raise DataError(f"{path} is too short to evaluate ({len(tokens)} tokens; need at least 2)")
         chars = len(model.vocab.decode(tokens)) if isinstance(model.vocab, PieceVocab) else None
+        if len(tokens) < 2:
+            raise DataError(f"{path} is too short to evaluate ({len(tokens)} {'tokens' if chars else 'characters'}; "
+                            "need at least 2)")
         return {**summary(*evaluate_tokens(model, tokens), chars=chars, tokens=len(tokens)), "split": str(path)}
     run = read_run(run_dir)
     corpus = prepare_for_run(run.data, run.vocab)
