@@ -83,9 +83,10 @@ class DataConfig:
                        "word (the --word-vocab most frequent words of the training split, each with the space "
                        "before it; rarer words spelled in bytes) or bpe (a byte-level BPE tokenizer of --bpe-vocab "
                        "tokens learned on the training split; stored as tokenizer.json in the run); losses are per "
-                       "token and also converted to nats per character. classify: char or word (whitespace-"
+                       "token and also converted to nats per character. classify: char, byte, word (whitespace-"
                        "separated words; words seen fewer than --min-count times in training, and words never "
-                       "seen, are read as one unknown-word token)", TOKENS)
+                       "seen, are read as one unknown-word token) or bpe (learned on the training texts); "
+                       "generate: char", TOKENS)
     bpe_vocab: int = _opt(**_BPE_VOCAB)
     word_vocab: int = _opt(2000, "lm --tokens word: tokens of the word vocabulary, the 256 bytes included (the rest "
                            "are the most frequent words of the training split)")
@@ -198,9 +199,11 @@ class ExamplesConfig:
     test: list = _opt([], "classify, generate, seq2seq, vqa, glimpse: a file of test examples (then --split does "
                       "not take any; vqa: a questions file; glimpse: an .npz of images)", kind=str)
     class_weights: bool = _opt(False, "classify: weight the loss by inverse class frequency (imbalanced data)")
-    tokens: str = _opt("char", "classify: what a text is a sequence of: char (characters) or word (whitespace-"
-                       "separated words; words seen fewer than --min-count times in training, and words never "
-                       "seen, are read as one unknown-word token)", ("char", "word"))
+    tokens: str = _opt("char", "classify: what a text is a sequence of: char (characters), byte (UTF-8 bytes), "
+                       "word (whitespace-separated words; words seen fewer than --min-count times in training, and "
+                       "words never seen, are read as one unknown-word token) or bpe (byte-level BPE pieces learned "
+                       "on the training texts)", ("char", "byte", "word", "bpe"))
+    bpe_vocab: int = _opt(**_BPE_VOCAB)
     min_count: int = _opt(2, "classify --tokens word: keep words seen at least this many times in training")
 
     def __post_init__(self):

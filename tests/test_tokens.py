@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 import tokenizers
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -148,9 +149,22 @@ def test_inspection_reads_tokens(bpe_run, small_corpus, tmp_path):
 
 
 
+@pytest.mark.parametrize("tokens", ["byte", "bpe"])
+def test_classifiers_read_bytes_and_bpe_pieces(tmp_path, words, tokens):
+    run = rnnkit.train(words, task="classify", out=tmp_path / tokens, max_steps=30, tokens=tokens, bpe_vocab=300,
+                       progress=False, log=lambda m: None, **{k: v for k, v in SMALL.items() if k != "seq_len"})
+    model = rnnkit.load(run.dir)  # the vocabulary comes back from config.json
+    assert model.vocab.kind == tokens and len(model.vocab) == (256 if tokens == "byte" else 300)
+    probs = model.predict_proba(["hello", "olleh", "日本語"])  # any text has an encoding
+    assert probs.shape == (3, 2) and torch.allclose(probs.sum(-1), torch.ones(3))
+    assert rnnkit.evaluate(run.dir)["accuracy"] >= 0
+
+
 def test_shared_flags_are_checked_against_the_task(tmp_path, words):
-    p = run_cli("train", words, "--task", "classify", "--tokens", "bpe", "--out", tmp_path / "c")
-    assert p.returncode == 1 and p.stderr == "rnnkit train: error: --tokens must be one of char, word; got 'bpe'\n"
+    p = run_cli("train", words, "--task", "generate", "--tokens", "bpe", "--out", tmp_path / "c")
+    assert p.returncode == 1
+    assert p.stderr == "rnnkit train: error: a generator writes characters; --tokens bpe is for language models and " \
+                       "classifiers\n"
     p = run_cli("train", "--tokens", "bpe", "--byte-level", "--out", tmp_path / "b")
     assert p.returncode == 1 and "does not combine with --tokens bpe" in p.stderr
 

@@ -111,9 +111,12 @@ class Vocab:
         return {"kind": "byte"} if self.kind == "byte" else {"kind": "char", "chars": self.chars}
 
     @classmethod
-    def from_json(cls, obj) -> "Vocab | WordVocab":
+    def from_json(cls, obj):  # -> Vocab, WordVocab or PieceVocab
         if isinstance(obj, dict) and obj.get("kind") == "word":
             return WordVocab.from_json(obj)
+        if isinstance(obj, dict) and obj.get("kind") == "pieces":  # bpe (or word) pieces with their tokenizer
+            from .pieces import PieceVocab
+            return PieceVocab.from_json(obj)
         if not isinstance(obj, dict) or obj.get("kind") not in ("char", "byte"):
             raise DataError("vocabulary JSON must have kind 'char', 'byte' or 'word'")
         if obj["kind"] == "byte":

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .. import checkpoint as ckpt
 from ..config import TASK_CONFIGS, ClassifierConfig, ExamplesConfig, TrainConfig, build
 from ..data.examples import ExampleBatches, Examples, encode, read_examples, split_examples
+from ..data.pieces import PieceVocab
 from ..data.vocab import Vocab, WordVocab
 from ..errors import CheckpointError, DataError
 from ..models.classifier import SequenceClassifier
@@ -133,6 +134,18 @@ class Task:
         return "classify: " + ", ".join(parts + [f"{len(self.train_seqs):,} training examples"])
 
 
+def text_vocab(texts: list[str], data_cfg: ExamplesConfig):
+    """The vocabulary of --tokens: the training texts' characters, the 256 bytes, their words, or a
+    byte-level BPE tokenizer learned on them (stored inside config.json, as JSON)."""
+    if data_cfg.tokens == "word":
+        return WordVocab.from_texts(texts, data_cfg.min_count)
+    if data_cfg.tokens == "byte":
+        return Vocab.bytes()
+    if data_cfg.tokens == "bpe":
+        return PieceVocab.learn("bpe", "\n".join(texts), data_cfg.bpe_vocab)
+    return Vocab("char", sorted(set("".join(texts))))
+
+
 def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, resumed: RunConfig | None = None,
           init_from=None, extend_vocab: bool = False) -> Task:
     data_cfg = resumed.data if resumed is not None else build(ExamplesConfig, data_o)
@@ -148,8 +161,7 @@ def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, r
             raise DataError(f"classification needs at least 2 classes in the training examples; found "
                             f"{len(classes)} ({', '.join(classes)})")
         if isinstance(train.texts[0], str):
-            vocab = (WordVocab.from_texts(train.texts, data_cfg.min_count) if data_cfg.tokens == "word"
-                     else Vocab("char", sorted(set("".join(train.texts)))))
+            vocab = text_vocab(train.texts, data_cfg)
             sizes = {"vocab_size": len(vocab)}
         else:  # sequences of vectors (T, F) or of frames (T, H, W, C) (an .npz file)
             step = [int(n) for n in train.texts[0].shape[1:]]

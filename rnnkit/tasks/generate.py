@@ -156,7 +156,8 @@ def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, r
     if not isinstance(train.texts[0], str):
         raise DataError("a generator writes text; sequences of vectors are for --task classify")
     if data_cfg.tokens != "char":
-        raise ConfigError("a generator writes characters; --tokens word is for --task classify")
+        raise ConfigError(f"a generator writes characters; --tokens {data_cfg.tokens} is for language models and "
+                          "classifiers")
     if resumed is not None:
         vocab, classes, model_cfg = resumed.vocab, resumed.classes, resumed.model
     else:
