@@ -103,10 +103,7 @@ def load_models(run_dirs: list, checkpoint: str = "best", config: ServeConfig | 
 
 # -- request bodies ------------------------------------------------------------------------------
 
-try:
-    from pydantic import BaseModel, ConfigDict, Field
-except ImportError:  # pydantic comes with fastapi, a dependency; only a broken install lacks it
-    BaseModel = object
+from pydantic import BaseModel, ConfigDict, Field  # FastAPI's request models
 
 
 class GenerateBody(BaseModel):

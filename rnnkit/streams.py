@@ -169,20 +169,26 @@ class _Lane:
         self.state = self.stepper.gather(parts)
         self.last = np.concatenate(lasts)
 
-    def keep(self, keep: list[Stream]) -> None:
-        """Drop every stream not in `keep` (finished or cancelled), copying the others' rows."""
-        rows, a = [], 0
+    def keep(self, keep: list[Stream]) -> np.ndarray:
+        """Drop every stream not in `keep` (finished or cancelled), copying the others' rows; returns
+        the kept rows' old indices."""
+        rows, a = [np.zeros(0, dtype=np.int64)], 0
         for s in self.streams:
             if s in keep:
                 rows.append(np.arange(a, a + s.n))
             a += s.n
+        rows = np.concatenate(rows)
         self.streams = keep
         if keep:
-            rows = np.concatenate(rows)
             self.state = self.stepper.gather([(self.state, rows)])
             self.last = self.last[rows]
         else:
             self.state = self.last = None
+        return rows
+
+    @property
+    def rows(self) -> int:
+        return sum(s.n for s in self.streams)
 
     def tick(self, now: float, flush: float) -> None:
         """One character for every stream: choose, record, drop the finished, step the rest."""
@@ -220,10 +226,7 @@ class _Lane:
             for s in done:
                 s.finish()
             keep = [s for s in streams if s not in done]
-            if keep:
-                rows = np.concatenate([np.arange(a, b) for s, a, b in spans if s not in done])
-                tokens = tokens[rows]
-            self.keep(keep)
+            tokens = tokens[self.keep(keep)]
             if not keep:
                 return
         self.last, self.state = self.stepper.step(tokens, self.state)
@@ -294,11 +297,10 @@ class Sampler:
                 self._admit(joining)
                 now = time.perf_counter()
                 for key, lane in list(self._lanes.items()):
-                    before = sum(s.n for s in lane.streams)
+                    before = lane.rows
                     lane.tick(now, self.flush)
-                    after = sum(s.n for s in lane.streams)
-                    if after != before:
-                        self._release(before - after)
+                    if lane.rows != before:
+                        self._release(before - lane.rows)
                     if not lane.streams:
                         del self._lanes[key]
             except Exception as exc:  # a bug: fail the requests in flight, keep serving new ones

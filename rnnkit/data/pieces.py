@@ -26,7 +26,7 @@ from collections import Counter
 import numpy as np
 
 from ..errors import DataError
-from .bpe import _library
+from .bpe import _library, train as train_bpe
 
 SCHEMES = ("word", "bpe")
 # GPT-2's pre-tokenizer with Python's Unicode \w for letters and digits: a word with its leading
@@ -104,8 +104,8 @@ class PieceVocab:
             # the most frequent pieces of more than one byte, seen at least twice; ties in text order
             words = [w for w, n in counts.most_common() if n >= 2 and len(w.encode("utf-8")) > 1][:size - 256]
             return cls("word", words=words)
-        from .bpe import train  # the encoder-decoder's BPE, here without its four special tokens
-        return cls("bpe", tokenizer_json=train(_lines(text), size, specials=()).to_str())
+        # the encoder-decoder's BPE, here without its four special tokens
+        return cls("bpe", tokenizer_json=train_bpe(_lines(text), size, specials=()).to_str())
 
     # -- encoding ---------------------------------------------------------------------------------
 
