@@ -420,9 +420,14 @@ def _cmd_answer(args) -> int:
 def _cmd_export(args) -> int:
     from .export import export_run
     meta = export_run(args.run_dir, args.out, args.format, args.checkpoint, args.force)
-    graphs = "classifier.onnx" if meta.get("model") == "classifier" else "sequence.onnx, step.onnx"
-    print(f"{graphs} (inputs {', '.join(meta['inputs'])}; outputs {', '.join(meta['outputs'])}), "
-          f"{'vocab.json, ' if 'tokens' in meta['inputs'] else ''}config.json, export.json -> {args.out}")
+    graphs = [f for f in meta["files"] if f.endswith(".onnx")]
+    if "encoder" in meta:
+        parts = list(zip(graphs, (meta["encoder"], meta["decoder"])))
+    else:  # sequence.onnx and step.onnx share their inputs and outputs; start.onnx maps classes to h0 [c0]
+        parts = [(" and ".join(g for g in graphs if g != "start.onnx"), meta)]
+    print(f"{meta['model']}: " + "; ".join(f"{graph} (inputs {', '.join(part['inputs'])}; outputs "
+                                            f"{', '.join(part['outputs'])})" for graph, part in parts))
+    print(f"{', '.join(meta['files'] + ['config.json', 'export.json'])} -> {args.out}")
     return 0
 
 
@@ -817,13 +822,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_checkpoint(p)
     p.set_defaults(func=_cmd_answer)
 
-    p = sub.add_parser("export", help="write a language model or classifier as ONNX, for runtimes without PyTorch",
+    p = sub.add_parser("export", help="write a run's model as ONNX graphs, for runtimes without PyTorch",
                        description=(
-        "Write RUN's language model as two ONNX graphs of the same weights, sequence.onnx (tokens (B, T) and the "
-        "state in, logits (B, T, V) and the state out; B and T dynamic) and step.onnx (one token per stream), "
-        "or a classifier as classifier.onnx (tokens (B, T) -> logits (B, C), rows of equal length), with "
-        "vocab.json, the run's config.json and export.json (the inputs, outputs, shapes and classes). "
-        "onnxruntime runs them without PyTorch; the README has a sampling example. Other tasks do not export yet."))
+        "Write RUN's model as ONNX graphs with the recurrent state explicit: a language model, generator or "
+        "forecaster as sequence.onnx (tokens (B, T) or values (B, T, F) and the state in, logits or predictions and "
+        "the state out; B and T dynamic) and step.onnx (one step per stream); seq2seq and caption models as "
+        "encoder.onnx and decoder.onnx (one decoding step); a classifier, question answerer or glimpse model as "
+        "one graph (classifier.onnx, vqa.onnx, glimpse.onnx). Beside them go the vocabularies, the run's "
+        "config.json and export.json (every graph's inputs, outputs and shapes, the classes or answers, the "
+        "normalisation). onnxruntime runs them without PyTorch; the README has a sampling example."))
     _add_run_dir(p)
     p.add_argument("--format", choices=("onnx",), default="onnx", help="the format to write (default: onnx)")
     p.add_argument("--out", required=True, metavar="DIR", help="the folder to write the files in")
