@@ -196,7 +196,9 @@ def _cmd_eval(args) -> int:
 def _generator_table(result: dict) -> str:
     """A generator's eval: the test loss, then per class the loss and what its samples are."""
     lines = [f"{result['split']}: {result['nats']:.4f} nats/char, {result['bpc']:.4f} bits/char "
-             f"({result['examples']:,} examples, {result['chars']:,} characters incl. each end)"]
+             f"({result['examples']:,} examples, {result['chars']:,} characters incl. each end"
+             + (f"; {result['nats_per_token']:.4f} nats/token over {result['tokens']:,} tokens"
+                if "nats_per_token" in result else "") + ")"]
     per_class, judge = result.get("per_class", {}), result.get("judge")
     head = f"\n{'class':<16} {'nats/char':>9} {'examples':>8}  samples: {'seen':>5} {'held-out':>8} {'novel':>6}"
     lines.append(head + (f" {'judged':>6}" if judge else "") + "  e.g.")

@@ -199,10 +199,11 @@ class ExamplesConfig:
     test: list = _opt([], "classify, generate, seq2seq, vqa, glimpse: a file of test examples (then --split does "
                       "not take any; vqa: a questions file; glimpse: an .npz of images)", kind=str)
     class_weights: bool = _opt(False, "classify: weight the loss by inverse class frequency (imbalanced data)")
-    tokens: str = _opt("char", "classify: what a text is a sequence of: char (characters), byte (UTF-8 bytes), "
-                       "word (whitespace-separated words; words seen fewer than --min-count times in training, and "
-                       "words never seen, are read as one unknown-word token) or bpe (byte-level BPE pieces learned "
-                       "on the training texts)", ("char", "byte", "word", "bpe"))
+    tokens: str = _opt("char", "classify, generate: what a text is a sequence of: char (characters), byte (UTF-8 "
+                       "bytes), word (classify only: whitespace-separated words; words seen fewer than --min-count "
+                       "times in training, and words never seen, are read as one unknown-word token) or bpe "
+                       "(byte-level BPE pieces learned on the training texts; a generator's loss is then per token, "
+                       "and eval adds nats per character)", ("char", "byte", "word", "bpe"))
     bpe_vocab: int = _opt(**_BPE_VOCAB)
     min_count: int = _opt(2, "classify --tokens word: keep words seen at least this many times in training")
 

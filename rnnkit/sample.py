@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .config import SampleConfig, build
 from .errors import ConfigError, DataError, UsageError
 from .fastsample import FastStepper
-from .models.generator import BOUNDARY, CharGenerator
+from .models.generator import BOUNDARY, CharGenerator, example_ids
 
 
 def filter_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> np.ndarray:
@@ -80,7 +80,7 @@ def _start_tokens(model, prime: str, unknown: str, rng: np.random.Generator) -> 
     if vocab is None:
         raise DataError("this model has no vocabulary attached; load it with rnnkit.load(run_dir)")
     if isinstance(model, CharGenerator):  # an example starts after the boundary; the prime begins it
-        ids = vocab.encode(BOUNDARY + prime, unknown=unknown).tolist()
+        ids = example_ids(vocab, prime, unknown, end=False).tolist()
         return ids, prime if unknown == "error" else vocab.decode(ids[1:])
     if prime:
         prime = model.normalize_text(prime)  # line endings as the run read its training text

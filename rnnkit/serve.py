@@ -37,7 +37,7 @@ import torch
 from . import checkpoint as ckpt
 from .config import SampleConfig, ServeConfig
 from .errors import CheckpointError, ConfigError, DataError, RnnkitError, UsageError
-from .models.generator import BOUNDARY, CharGenerator
+from .models.generator import CharGenerator, example_ids
 from .streams import Busy, Sampler
 
 # What each endpoint can serve, by the run's task.
@@ -155,7 +155,7 @@ def score_text(model, text: str, label: str | None = None) -> dict:
     model.eval()
     if isinstance(model, CharGenerator):
         index = model.class_index(label)
-        ids = vocab.encode(BOUNDARY + text + BOUNDARY).tolist()
+        ids = example_ids(vocab, text).tolist()
         classes = torch.tensor([index]) if index is not None else None
         logits, _ = model(torch.tensor([ids[:-1]]), classes=classes)
         targets = ids[1:]

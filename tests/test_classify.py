@@ -322,5 +322,5 @@ def test_word_tokens(tmp_path):
     p = run_cli("inspect", run.dir, "--text", tmp_path / "in.txt", "--out", tmp_path / "w.html")
     assert p.returncode == 0 and p.stdout.startswith("the movie was awful\tneg"), p.stderr
     assert "<th>awful</th>" in (tmp_path / "w.html").read_text()
-    with pytest.raises(ConfigError, match="--tokens word is for language models and classifiers"):
+    with pytest.raises(ConfigError, match="--tokens word reads unseen words as one unknown token"):
         rnnkit.train(tmp_path / "s.tsv", out=tmp_path / "g", tokens="word", **{**TINY, "task": "generate"})

@@ -160,11 +160,47 @@ def test_classifiers_read_bytes_and_bpe_pieces(tmp_path, words, tokens):
     assert rnnkit.evaluate(run.dir)["accuracy"] >= 0
 
 
+@pytest.mark.parametrize("tokens", ["byte", "bpe"])
+def test_generators_write_bytes_and_bpe_pieces(tmp_path, words, tokens):
+    run = rnnkit.train(words, task="generate", out=tmp_path / tokens, max_steps=40, tokens=tokens, bpe_vocab=300,
+                       progress=False, log=lambda m: None, **{k: v for k, v in SMALL.items() if k != "seq_len"})
+    model = rnnkit.load(run.dir)
+    assert model.vocab.kind == tokens and len(model.vocab) == (256 if tokens == "byte" else 300)
+    # Each example is the boundary, its own pieces and the boundary: no piece spans an end.
+    boundary = model.vocab.encode("\n").tolist()
+    ids = model.encode(["hello"])[0].tolist()
+    assert len(boundary) == 1 and ids[0] == ids[-1] == boundary[0] and model.vocab.decode(ids[1:-1]) == "hello"
+    texts = model.samples(16, label="en", seed=3, length=40, prime="th")
+    assert all(t.startswith("th") and "\n" not in t for t in texts)
+    assert texts == model.samples(16, label="en", seed=3, length=40, prime="th", fast=False)  # fast == plain path
+    from rnnkit.serve import score_text
+    from rnnkit.streams import Sampler
+    sampler = Sampler(model)  # the server's batched sampler writes the same words
+    try:
+        stream = sampler.submit(n=4, length=40, label="rev", seed=5)
+        while not stream.finished:
+            time.sleep(0.002)
+        served = [""] * 4
+        for j, piece in stream.take():
+            served[j] += piece
+        assert served == model.samples(4, label="rev", seed=5, length=40)
+    finally:
+        sampler.close()
+    scored = score_text(model, "olleh", label="rev")
+    assert "".join(t["text"] for t in scored["per_token"]) == "olleh\n"
+    result = rnnkit.evaluate(run.dir)  # per character (each end counted as one) and per token
+    assert result["tokens"] < result["chars"] if tokens == "bpe" else result["tokens"] >= result["chars"]
+    assert result["nats"] * result["chars"] == pytest.approx(result["nats_per_token"] * result["tokens"])
+    p = run_cli("eval", run.dir, "--samples", "5")
+    assert p.returncode == 0 and "nats/token over" in p.stdout, p.stderr
+
+
 def test_shared_flags_are_checked_against_the_task(tmp_path, words):
-    p = run_cli("train", words, "--task", "generate", "--tokens", "bpe", "--out", tmp_path / "c")
+    p = run_cli("train", words, "--task", "generate", "--tokens", "word", "--out", tmp_path / "c")
     assert p.returncode == 1
-    assert p.stderr == "rnnkit train: error: a generator writes characters; --tokens bpe is for language models and " \
-                       "classifiers\n"
+    assert p.stderr == "rnnkit train: error: a generator writes characters, bytes or BPE pieces (--tokens char, " \
+                       "byte or bpe); --tokens word reads unseen words as one unknown token, which it could not " \
+                       "write\n"
     p = run_cli("train", "--tokens", "bpe", "--byte-level", "--out", tmp_path / "b")
     assert p.returncode == 1 and "does not combine with --tokens bpe" in p.stderr
 

@@ -45,6 +45,15 @@ def example_nats(logits: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tens
     return nll.view(B, T1).sum(dim=1)
 
 
+def example_ids(vocab, text: str, unknown: str = "error", end: bool = True) -> np.ndarray:
+    """boundary + text (+ boundary) as token ids. The boundary is one symbol of every vocabulary a
+    generator reads (characters, bytes, BPE pieces learned on single lines), and the text is encoded
+    on its own, so no piece ever spans an end of the example."""
+    b = vocab.encode(BOUNDARY)
+    parts = [b, vocab.encode(text, unknown=unknown)] + ([b] if end else [])
+    return np.concatenate(parts).astype(b.dtype)
+
+
 class CharGenerator(CharRNN):
     """A CharRNN over one example at a time, with optional class conditioning; `classes` (the label
     names, in index order) travel with the model for `sample(label=...)` and the metrics."""
@@ -116,7 +125,7 @@ class CharGenerator(CharRNN):
 
     def encode(self, texts: list[str], unknown: str = "error") -> list[np.ndarray]:
         """Each text as the model reads it: boundary + text + boundary, as token ids."""
-        return [self.vocab.encode(BOUNDARY + t + BOUNDARY, unknown=unknown) for t in texts]
+        return [example_ids(self.vocab, t, unknown) for t in texts]
 
     @torch.no_grad()
     def nats(self, seqs: list[np.ndarray], class_ids: np.ndarray | None) -> np.ndarray:
@@ -142,7 +151,8 @@ class CharGenerator(CharRNN):
     def evaluate(self, texts, labels=None, unknown: str = "error") -> dict:
         """Loss per character (the end of each example counted as one) on `texts`, overall and per
         class when `labels` (class names) are given: {'nats', 'bpc', 'perplexity', 'chars',
-        'examples', 'per_class': {class: {'nats', 'chars', 'examples'}}}."""
+        'examples', 'per_class': {class: {'nats', 'chars', 'examples'}}}; for byte and BPE tokens also
+        'nats_per_token' and 'tokens'."""
         texts = list(texts)
         if not texts:
             raise ValueError("nothing to evaluate")
@@ -158,9 +168,13 @@ class CharGenerator(CharRNN):
             raise UsageError("a conditional generator is evaluated on labelled examples")
         else:
             class_ids = None
-        nats, chars = self.nats(seqs, class_ids), np.array([len(q) - 1 for q in seqs])
+        nats, tokens = self.nats(seqs, class_ids), np.array([len(q) - 1 for q in seqs])
+        # Per character, the end of each example counted as one; byte and BPE runs add the loss per token.
+        chars = tokens if self.vocab.kind == "char" else np.array([len(t) + 1 for t in texts])
         result = {"nats": float(nats.sum() / chars.sum()), "chars": int(chars.sum()), "examples": len(seqs)}
         result.update(bpc=result["nats"] / np.log(2), perplexity=float(np.exp(result["nats"])))
+        if self.vocab.kind != "char":
+            result.update(nats_per_token=float(nats.sum() / tokens.sum()), tokens=int(tokens.sum()))
         if labels is not None:
             result["per_class"] = {c: {"nats": float(nats[m].sum() / chars[m].sum()), "chars": int(chars[m].sum()),
                                        "examples": int(m.sum())}

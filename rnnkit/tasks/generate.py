@@ -2,8 +2,9 @@
 with unlabelled examples (a .txt file, one per line: names.txt) an unconditional generator of them.
 
 The data are the classifier's examples (rnnkit.data.examples, plus the `lines` format), split the same
-way; the vocabulary is the characters of the training examples and the boundary symbol, the classes
-their sorted labels. The model is rnnkit.models.generator.CharGenerator, trained with teacher forcing
+way; the vocabulary is the characters of the training examples and the boundary symbol (or, with
+--tokens byte, the 256 bytes; with --tokens bpe, byte-level BPE pieces learned on the training
+examples, each example encoded on its own between boundaries), the classes their sorted labels. The model is rnnkit.models.generator.CharGenerator, trained with teacher forcing
 on whole examples (the state starts afresh for each); the loss is the cross-entropy per predicted
 character, the end of each example counted as one (makemore's convention). `rnnkit eval` reports the
 test loss per class and what the samples are: words of that class seen in training, held-out words of
@@ -24,8 +25,8 @@ from ..config import TASK_CONFIGS, ExamplesConfig, GeneratorConfig, TrainConfig,
 from ..data.examples import ExampleBatches, Examples
 from ..data.vocab import Vocab
 from ..errors import CheckpointError, ConfigError, DataError, UsageError
-from ..models.generator import BOUNDARY, CharGenerator, example_nats
-from .classify import splits
+from ..models.generator import BOUNDARY, CharGenerator, example_ids, example_nats
+from .classify import splits, text_vocab
 
 LANGUAGE_MODEL = False  # fine-tuning (--init-from) and the NumPy reference backend exist for language models
 NAME = "generate"
@@ -96,11 +97,14 @@ class Task:
         self.model = model
         # Characters of the validation examples that training never saw are skipped (the vocabulary is
         # the training split's); the test metrics in `rnnkit eval` say so instead.
-        self.train_seqs = [vocab.encode(BOUNDARY + t + BOUNDARY, unknown="skip") for t in train.texts]
+        self.train_seqs = [example_ids(vocab, t, unknown="skip") for t in train.texts]
         self.train_labels = class_ids(train.labels, classes)
-        self.val_seqs = [vocab.encode(BOUNDARY + t + BOUNDARY, unknown="skip") for t in val.texts]
+        self.val_seqs = [example_ids(vocab, t, unknown="skip") for t in val.texts]
         self.val_labels = class_ids(val.labels, classes)
         self.has_val = len(self.val_seqs) > 0
+        if vocab.kind != "char":  # the trainer reports per symbol read; eval adds nats per character
+            self.unit = "byte" if vocab.kind == "byte" else "token"
+            self.loss_unit = f"nats/{self.unit}"
         self.mean_chars = float(np.mean([len(s) - 1 for s in self.train_seqs]))
 
     def train_batches(self, rank: int = 0, world: int = 1) -> ExampleBatches:
@@ -155,16 +159,17 @@ def setup(model_o: dict, data_o: dict, train_cfg: TrainConfig, device, d, log, r
         raise DataError("no training examples (see --split)")
     if not isinstance(train.texts[0], str):
         raise DataError("a generator writes text; sequences of vectors are for --task classify")
-    if data_cfg.tokens != "char":
-        raise ConfigError(f"a generator writes characters; --tokens {data_cfg.tokens} is for language models and "
-                          "classifiers")
+    if data_cfg.tokens == "word":
+        raise ConfigError("a generator writes characters, bytes or BPE pieces (--tokens char, byte or bpe); --tokens "
+                          "word reads unseen words as one unknown token, which it could not write")
     if resumed is not None:
         vocab, classes, model_cfg = resumed.vocab, resumed.classes, resumed.model
     else:
         if any(BOUNDARY in t for t in train.texts):  # a TSV cell can hold no newline, but be sure
             raise DataError("an example contains a line break; a generator's examples are single lines")
         classes = sorted(set(train.labels)) if labelled(train) else []
-        vocab = Vocab("char", sorted(set("".join(train.texts)) | {BOUNDARY}))
+        vocab = (Vocab("char", sorted(set("".join(train.texts)) | {BOUNDARY})) if data_cfg.tokens == "char" else
+                 text_vocab(train.texts, data_cfg))  # bytes, or BPE learned line by line: the boundary is a byte
         model_cfg = build(GeneratorConfig, {**model_o, "vocab_size": len(vocab), "num_classes": len(classes)})
     labelled(val)
     torch.manual_seed(train_cfg.seed)  # the same seed gives the same initial weights
@@ -190,7 +195,7 @@ def evaluate_run(run_dir, file: str | None = None, checkpoint: str = "best", unk
     if not len(examples):
         raise DataError("this run has no test examples (see --split or --test); pass a FILE to evaluate on")
     labels = examples.labels if labelled(examples) and run.classes else None
-    if unknown == "error":
+    if unknown == "error" and run.vocab.kind == "char":  # bytes and BPE pieces read any text
         missing = sorted(set("".join(examples.texts)) - set(run.vocab.chars))
         if missing:
             run.vocab.encode("".join(missing))  # raises the usual one-line error naming them
