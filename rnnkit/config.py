@@ -518,6 +518,10 @@ class SampleConfig:
     stop: str = _opt("", "end a sample once it produces this string (included in the output)")
     unknown: str = _opt("error", "characters of the prime that the vocabulary lacks: error or skip",
                         ("error", "skip"))
+    sample_weights: str = _opt("fp32", "the compiled sampler's copy of the weights: fp32 (the same text as the "
+                               "NumPy path for a seed), or bf16 (half the bytes a step reads: faster for models "
+                               "whose weights outgrow the CPU's cache, such as 2x512; each next-character "
+                               "distribution within 0.01 of fp32's)", ("fp32", "bf16"))
 
     def __post_init__(self):
         _check_choices(self)

@@ -21,11 +21,46 @@ It computes the same function as `CharRNN.forward` (tests/test_fastsample.py: di
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
+try:  # the compiled loop (rnnkit/_csample.c), built when the package is installed where a C compiler is
+    from . import _csample
+except ImportError:  # pragma: no cover - an install without a compiler
+    _csample = None
 
 BATCHED = 8  # streams from which a step's products go through torch.mm instead of np.dot
+CELLS = {"rnn": 0, "relu": 1, "lstm": 2, "gru": 3}  # _csample's cell codes
+
+
+def compiled() -> str | None:
+    """The instruction set the compiled sampler runs on ("avx512", "avx2", "baseline"), or None when
+    sampling runs on NumPy: no compiled module, or RNNKIT_SAMPLER=numpy in the environment."""
+    if _csample is None or os.environ.get("RNNKIT_SAMPLER", "").lower() == "numpy":
+        return None
+    return _csample.ISA
+
+
+def to_bf16(w: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bits (uint16), rounded to nearest even: the top half of each float."""
+    u = np.ascontiguousarray(w, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def from_bf16(bits: np.ndarray) -> np.ndarray:
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def pack(w: np.ndarray, tile: int) -> np.ndarray:
+    """w (K, M) -> its columns in tiles of `tile` (the last padded with zeros), each tile's K rows side
+    by side: (ceil(M / tile), K, tile), the layout the compiled loop streams through."""
+    K, M = w.shape
+    tiles = -(-M // tile)
+    padded = np.zeros((K, tiles * tile), dtype=w.dtype)
+    padded[:, :M] = w
+    return np.ascontiguousarray(padded.reshape(K, tiles, tile).transpose(1, 0, 2))
 
 
 class StepState:
@@ -56,6 +91,12 @@ class StepState:
         self.above = [o[:, G:] for o in self.out]  # input pre-activation of layer k+1 (top: the logits)
         pre, s = np.empty((n, G), dtype=np.float32), np.empty((n, G), dtype=np.float32)
         self.pre, self.s, self.tmp = pre, s, np.empty((n, H), dtype=np.float32)
+        self.net = None
+        if stepper.compiled:  # the C loop works on these very buffers (its own scratch aside)
+            self._scratch = (np.empty(G, dtype=np.float32), np.empty(H, dtype=np.float32))
+            self.net = _csample.make(CELLS["relu" if stepper.relu else stepper.cell], H, n, stepper.table,
+                                     stepper.w_run, [w.shape[1] for w in stepper.w_next], self.h1, self.c, self.out,
+                                     *self._scratch, stepper.precision == "bf16")
         if stepper.cell == "lstm":  # gates arranged [i, f, o | g]: the sigmoids are one slice
             self.pre_sig, self.g = pre[:, :3 * H], pre[:, 3 * H:]
             self.sig, self.i, self.f, self.o = s[:, :3 * H], s[:, :H], s[:, H:2 * H], s[:, 2 * H:3 * H]
@@ -69,9 +110,14 @@ class FastStepper:
     """`logits, state = stepper.step(tokens, state)` with tokens (N,) ints and logits (N, V) float32;
     the state comes from `zero_state(n)` or `from_torch_state(model_state)` and is updated in place."""
 
-    def __init__(self, model, offset=None):
+    def __init__(self, model, offset=None, precision: str = "fp32", compiled_loop: bool = True):
         """`offset` (E,), optional: a vector added to every symbol's embedding (a generator's class
-        input, rnnkit.models.generator), folded into the table."""
+        input, rnnkit.models.generator), folded into the table. `precision` "bf16" keeps a bfloat16
+        copy of the recurrent and output weights for the compiled loop (half the bytes a step reads;
+        the distributions stay within the tolerance tests/test_fastsample.py checks); "fp32" keeps
+        them as they are. `compiled_loop` False keeps to NumPy even where the C loop exists."""
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
         cfg = model.config
         self.cell, self.L, self.H = cfg.cell, cfg.num_layers, cfg.hidden_size
         self.relu = cfg.cell == "rnn" and cfg.nonlinearity == "relu"
@@ -105,6 +151,12 @@ class FastStepper:
                                                        np.concatenate([b_h[k], b_x[k + 1]])]), dtype=np.float32)
                        for k in range(self.L)]
         self.w_next_t = [torch.from_numpy(w) for w in self.w_next]
+        self.compiled = compiled_loop and compiled() is not None
+        if precision == "bf16" and not self.compiled:
+            raise ValueError("bf16 sampling weights need the compiled sampler (rnnkit._csample)")
+        self.precision = precision
+        if self.compiled:  # the compiled loop's copy: packed in tiles, in bf16 if asked
+            self.w_run = [pack(to_bf16(w) if precision == "bf16" else w, _csample.TILE) for w in self.w_next]
 
     def zero_state(self, n: int) -> StepState:
         zeros = np.zeros((self.L, n, self.H), dtype=np.float32)
@@ -126,8 +178,25 @@ class FastStepper:
         out = [np.concatenate([s.out[k][rows] for s, rows in parts]) for k in range(L)]
         return StepState(self, h, c, out)
 
+    def run(self, state: StepState, last: np.ndarray, uniforms: np.ndarray, opts, end: int = -1,
+            step_last: bool = True) -> np.ndarray:
+        """The compiled loop: choose each stream's next token from `last` (N, V) float32 with the
+        uniforms (T, N), as rnnkit.sample.choose does with `opts` (a SampleConfig), and step, T times
+        (fewer once every stream has chosen `end`, when given); after the last choice, step only if
+        `step_last`, leaving the new logits in `last`. Returns the tokens (t, N) of the t steps chosen."""
+        if state.net is None:
+            raise ValueError("this state has no compiled loop (see rnnkit.fastsample.compiled)")
+        uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
+        tokens = np.empty(uniforms.shape, dtype=np.int64)
+        steps = _csample.run(state.net, last, uniforms, tokens, bool(opts.greedy), float(opts.temperature),
+                             int(opts.top_k), float(opts.top_p), int(end), bool(step_last))
+        return tokens[:steps]
+
     def step(self, tokens, state: StepState) -> tuple[np.ndarray, StepState]:
         S, H = state, self.H
+        if S.net is not None:
+            _csample.step(S.net, np.ascontiguousarray(tokens, dtype=np.int64))
+            return S.above[-1].copy(), S
         # Layer 0's input pre-activation: rows of the table (one stream: a view, no copy).
         x = self.table[tokens[0]] if len(tokens) == 1 else self.table[np.asarray(tokens)]
         for k in range(self.L):

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .config import SampleConfig, build
 from .errors import ConfigError, DataError, UsageError
-from .fastsample import FastStepper
+from .fastsample import FastStepper, compiled as compiled_sampler
 from .models.generator import BOUNDARY, CharGenerator, example_ids
 
 
@@ -95,6 +95,9 @@ def _start_tokens(model, prime: str, unknown: str, rng: np.random.Generator) -> 
         return newline, ""
     first = int(rng.integers(len(vocab)))
     return [first], vocab.decode([first])
+
+
+CHUNK = 256  # steps the compiled loop runs before their text is decoded, shown and checked for the stop string
 
 
 class _ModelStepper:
@@ -173,8 +176,11 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
         emit(text)
         return [shown + text] * n  # beam search is deterministic: every "sample" is the best beam
     state = tuple(s.repeat(1, n, 1) for s in state)  # every stream starts from the prime's state
+    compiled = False
     if fast:
-        stepper = FastStepper(model, offset=model.input_offset(class_index) if class_index is not None else None)
+        offset = model.input_offset(class_index) if class_index is not None else None
+        stepper = FastStepper(model, offset=offset, precision=opts.sample_weights if compiled_sampler() else "fp32")
+        compiled = stepper.compiled
         state = stepper.from_torch_state(state)
     else:
         stepper = _ModelStepper(forward, device)
@@ -184,23 +190,35 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
     tails = [""] * n  # enough recent text to spot the stop string across piece boundaries
     live = list(range(n))
     hide_end = isinstance(model, CharGenerator)  # a generator's end symbol ends a sample; it is not text
+    end = int(model.vocab.encode(BOUNDARY)[0]) if hide_end else -1
     block = 1024  # uniforms are drawn a block of steps at a time: the same numbers as one step at a time
-    for i in range(opts.length):
+    i = 0
+    while i < opts.length:
         if i % block == 0:
             draws = rng.random((min(block, opts.length - i), n))
-        nxt = choose(last, opts, u=draws[i % block]).tolist()
-        for j in live:
-            piece = decoders[j](nxt[j])
-            pieces[j].append(piece)
-            if not (hide_end and piece == BOUNDARY):
-                emit(piece)
+        if compiled:  # up to CHUNK steps in C (choices included), then their text here
+            span = min(CHUNK, len(draws) - i % block)
+            rows = stepper.run(state, last, draws[i % block:i % block + span], opts, end,
+                               step_last=i + span < opts.length).tolist()
+        else:
+            rows = [choose(last, opts, u=draws[i % block]).tolist()]
+        for nxt in rows:
+            i += 1
+            for j in live:
+                piece = decoders[j](nxt[j])
+                pieces[j].append(piece)
+                if not (hide_end and piece == BOUNDARY):
+                    emit(piece)
+                if opts.stop:
+                    tails[j] = (tails[j] + piece)[-(len(opts.stop) + len(piece)):]
             if opts.stop:
-                tails[j] = (tails[j] + piece)[-(len(opts.stop) + len(piece)):]
-        if opts.stop:
-            live = [j for j in live if opts.stop not in tails[j]]
-        if not live or i + 1 == opts.length:
+                live = [j for j in live if opts.stop not in tails[j]]
+            if not live:
+                break
+        if not live or i == opts.length:
             break
-        last, state = stepper.step(nxt, state)  # one step, state carried
+        if not compiled:
+            last, state = stepper.step(rows[0], state)  # one step, state carried
     return [shown + _strip_boundary(model, "".join(p)) for p in pieces]
 
 

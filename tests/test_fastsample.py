@@ -1,14 +1,17 @@
-"""The fast NumPy stepper against the model it was built from."""
+"""The fast stepper, on NumPy and on the compiled loop (rnnkit/_csample.c), against the model it was
+built from and against each other."""
 
 import numpy as np
 import pytest
 import torch
 
-from rnnkit.config import ModelConfig
+import rnnkit
+from rnnkit import fastsample
+from rnnkit.config import ModelConfig, SampleConfig, build
 from rnnkit.data import Vocab
-from rnnkit.fastsample import BATCHED, FastStepper
+from rnnkit.fastsample import BATCHED, FastStepper, from_bf16, pack, to_bf16
 from rnnkit.models import CharRNN
-from rnnkit.sample import generate
+from rnnkit.sample import choose, generate
 
 VOCAB = Vocab("char", list("abcdefghij \n.,"))
 
@@ -26,10 +29,12 @@ def _model(cell, layers, nonlinearity="tanh", hidden=48):
 
 @pytest.mark.parametrize("cell,layers,nonlinearity", [("lstm", 1, "tanh"), ("lstm", 3, "tanh"), ("gru", 1, "tanh"),
                                                       ("gru", 2, "tanh"), ("rnn", 2, "tanh"), ("rnn", 2, "relu")])
-@pytest.mark.parametrize("streams", [5, 12])  # 12: from BATCHED streams on, the products go through torch.mm
-def test_fast_stepper_gives_the_models_distributions(cell, layers, nonlinearity, streams):
+@pytest.mark.parametrize("streams", [5, 12])  # 12: from BATCHED streams on, NumPy's products go through torch.mm
+@pytest.mark.parametrize("loop", ["numpy", "compiled"])
+def test_fast_stepper_gives_the_models_distributions(cell, layers, nonlinearity, streams, loop):
     model = _model(cell, layers, nonlinearity)
-    fast = FastStepper(model)
+    fast = FastStepper(model, compiled_loop=loop == "compiled")
+    assert fast.compiled == (loop == "compiled")
     tokens = torch.randint(0, len(VOCAB), (streams, 60))  # several streams at once
     with torch.no_grad():
         logits, _ = model(tokens)
@@ -74,3 +79,107 @@ def test_stop_strings_end_each_stream_separately():
     texts = generate(model, 6, length=400, seed=2, stop=".")
     for t in texts:
         assert t.count(".") <= 1 and (t.endswith(".") or len(t) == 400)
+
+
+def test_the_compiled_loop_is_built():
+    """The package builds rnnkit/_csample.c on install; where it did not, sampling would silently run on
+    NumPy (correct, slower), so a machine with a compiler must have it. RNNKIT_SAMPLER=numpy turns it off."""
+    assert fastsample.compiled() in ("avx512", "avx2", "baseline")
+
+
+def test_the_environment_can_turn_the_compiled_loop_off(monkeypatch):
+    monkeypatch.setenv("RNNKIT_SAMPLER", "numpy")
+    assert fastsample.compiled() is None and not FastStepper(_model("gru", 1)).compiled
+
+
+def test_packing_and_bf16_keep_every_weight():
+    w = np.random.default_rng(0).normal(size=(13, 150)).astype(np.float32)
+    packed = pack(w, 64)  # 3 tiles, the last with 22 real columns and 42 of zeros
+    assert packed.shape == (3, 13, 64) and np.all(packed[2, :, 22:] == 0)
+    assert np.array_equal(np.concatenate(list(packed), axis=1)[:, :150], w)
+    back = from_bf16(to_bf16(w))
+    assert np.all(np.abs(back - w) <= np.abs(w) * 2.0 ** -8)  # bf16 keeps 8 bits of mantissa, rounded
+    assert to_bf16(np.array([1.0, -2.5], np.float32)).tolist() == [0x3F80, 0xC020]
+
+
+@pytest.mark.parametrize("cell,nonlinearity", [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "tanh"), ("rnn", "relu")])
+@pytest.mark.parametrize("hidden,vocab", [(48, 14), (70, 300)])  # tiles with padding, logits past a tile
+def test_the_compiled_step_matches_numpy(cell, nonlinearity, hidden, vocab):
+    torch.manual_seed(1)
+    model = CharRNN(ModelConfig(cell=cell, num_layers=2, hidden_size=hidden, embed_size=12, vocab_size=vocab,
+                                nonlinearity=nonlinearity)).eval()
+    numpy_, compiled = FastStepper(model, compiled_loop=False), FastStepper(model)
+    for streams in (1, 3, 9):  # one stream; fewer than a group of four; two groups and one more
+        a, b = numpy_.zero_state(streams), compiled.zero_state(streams)
+        rng = np.random.default_rng(streams)
+        for _ in range(80):
+            tokens = rng.integers(0, vocab, streams)
+            la, a = numpy_.step(tokens, a)
+            lb, b = compiled.step(tokens, b)
+            assert np.abs(la - lb).max() < 1e-5
+        for k in range(2):  # the state too, so that either path can continue the other's streams
+            assert np.abs(a.h[k] - b.h[k]).max() < 1e-5 and np.abs(a.out[k] - b.out[k]).max() < 1e-5
+
+
+@pytest.mark.parametrize("options", [{}, {"greedy": True}, {"temperature": 0.6}, {"top_k": 4},
+                                     {"top_p": 0.8}, {"temperature": 1.3, "top_k": 9, "top_p": 0.95}])
+def test_the_compiled_loop_chooses_as_choose(options):
+    """run() against the Python loop: choose() on the NumPy stepper's logits, the same uniforms."""
+    model = _model("lstm", 2)
+    opts = build(SampleConfig, options)
+    numpy_, compiled = FastStepper(model, compiled_loop=False), FastStepper(model)
+    streams = 5
+    uniforms = np.random.default_rng(7).random((300, streams))
+    a, b = numpy_.zero_state(streams), compiled.zero_state(streams)
+    last = np.random.default_rng(8).normal(size=(streams, len(VOCAB))).astype(np.float32)
+    expected, la = [], last.copy()
+    for t in range(300):
+        tokens = choose(la, opts, u=uniforms[t])
+        expected.append(tokens)
+        la, a = numpy_.step(tokens, a)
+    lb = last.copy()
+    first = compiled.run(b, lb, uniforms[:120], opts)  # in two calls: the second starts from the first's end
+    second = compiled.run(b, lb, uniforms[120:], opts)
+    assert np.array_equal(np.concatenate([first, second]), np.array(expected))
+    assert np.array_equal(lb, b.above[-1])  # the logits after the last step, left for a next call
+
+
+def test_the_compiled_loop_ends_with_every_stream():
+    model = _model("gru", 1)
+    stepper = FastStepper(model)
+    opts = build(SampleConfig, {"greedy": True})
+    state = stepper.zero_state(2)
+    last = np.zeros((2, len(VOCAB)), np.float32)
+    last[0, 3] = last[1, 5] = 1.0  # the first choices: 3 and 5
+    tokens = stepper.run(state, last.copy(), np.zeros((50, 2)), opts, end=3)
+    assert tokens[0].tolist() == [3, 5] and len(tokens) <= 50
+    assert len(tokens) == 50 or 3 in tokens[:, 1]  # it ends early only once both streams chose 3
+    one = stepper.run(stepper.zero_state(1), last[:1].copy(), np.zeros((50, 1)), opts, end=3)
+    assert one.tolist() == [[3]]  # the only stream chose the end: nothing more runs
+
+
+def test_bf16_weights_keep_the_distributions(trained_run):
+    """A bf16 copy of a trained model's weights, stepped on the same characters: every next-character
+    probability within 0.01 of fp32's (the tolerance the README and --sample-weights state)."""
+    model = rnnkit.load(trained_run.dir)
+    full, half = FastStepper(model), FastStepper(model, precision="bf16")
+    assert half.w_run[0].dtype == np.uint16
+    text = model.vocab.encode("ROMEO:\nWhat light through yonder window breaks? It is the east.\n" * 4)
+    a, b = full.zero_state(1), half.zero_state(1)
+    worst = 0.0
+    for token in text:
+        la, a = full.step([token], a)
+        lb, b = half.step([token], b)
+        pa, pb = (np.exp(x - x.max()) / np.exp(x - x.max()).sum() for x in (la.astype(np.float64), lb.astype(np.float64)))
+        worst = max(worst, float(np.abs(pa - pb).max()))
+    assert 0 < worst < 0.01
+    texts = generate(model, 2, length=100, seed=3, sample_weights="bf16")
+    assert len(texts) == 2 and all(len(t) == 100 for t in texts)
+
+
+def test_the_compiled_path_writes_the_numpy_paths_text(monkeypatch):
+    model = _model("lstm", 2)
+    cases = [dict(n=1, prime="abc"), dict(n=4, top_k=5, temperature=0.8), dict(n=3, stop="."), dict(n=2, top_p=0.7)]
+    compiled = [generate(model, length=700, seed=9, **c) for c in cases]  # 700: chunks of 256 and a partial one
+    monkeypatch.setenv("RNNKIT_SAMPLER", "numpy")
+    assert compiled == [generate(model, length=700, seed=9, **c) for c in cases]
