@@ -11,6 +11,8 @@
 #include <Python.h>
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,7 @@
 enum { CELL_TANH = 0, CELL_RELU = 1, CELL_LSTM = 2, CELL_GRU = 3 };
 
 typedef struct {
-    int cell, L, bf16;
+    int cell, L, bf16, threads; /* threads: how many may share a step's products (1: this one alone) */
     long n, H, G, V, rows; /* streams, hidden, pre-activation width, logits, table rows */
     const float *table;    /* (rows, G): layer 0's input pre-activation of every symbol */
     const void *w[MAX_LAYERS];
@@ -79,8 +81,124 @@ typedef struct {
 #pragma GCC pop_options
 #endif
 
-static void (*step_impl)(Net *, const int64_t *) = step_base;
+static void (*cells_impl)(Net *, int, const int64_t *) = cells_base;
+static void (*product_impl)(Net *, int, long, long) = product_base;
 static const char *isa = "baseline";
+
+/* -- threads sharing a step's products ------------------------------------------------------------
+
+   A pool of worker threads, started when a net first asks for more than one thread. For each layer
+   the caller publishes the product (a new generation), takes its own share of the column tiles, and
+   waits for the workers' shares; a worker spins briefly for the next generation, then sleeps on a
+   condition variable. One net uses the pool at a time (the others run alone meanwhile), and a
+   forked child starts without it. */
+
+#define MAX_WORKERS 7
+static struct {
+    pthread_mutex_t use;  /* held by the net whose step is using the pool */
+    pthread_mutex_t wake; /* with `cv`: sleeping workers */
+    pthread_cond_t cv;
+    atomic_long generation;
+    atomic_int pending; /* workers still computing the current generation's shares */
+    int workers, parts;  /* started workers; shares of the current product */
+    long born;           /* the generation while workers are being started */
+    Net *net;
+    int k;
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, NULL, 0};
+
+static long share(long tiles, int part, int parts) { return tiles * part / parts; }
+
+static void *worker(void *arg) {
+    const int id = (int)(intptr_t)arg; /* 1..workers; the caller's share is 0 */
+    long seen = pool.born; /* the generation when it was started: the next one is its first job */
+    for (;;) {
+        for (int spin = 0; atomic_load_explicit(&pool.generation, memory_order_acquire) == seen; spin++) {
+            if (spin < 4000) {
+#if defined(__x86_64__) || defined(__i386__)
+                __builtin_ia32_pause();
+#endif
+                continue;
+            }
+            pthread_mutex_lock(&pool.wake);
+            while (atomic_load(&pool.generation) == seen) pthread_cond_wait(&pool.cv, &pool.wake);
+            pthread_mutex_unlock(&pool.wake);
+        }
+        seen = atomic_load(&pool.generation);
+        if (id < pool.parts) {
+            long tiles = (pool.net->M[pool.k] + TW - 1) / TW;
+            product_impl(pool.net, pool.k, share(tiles, id, pool.parts), share(tiles, id + 1, pool.parts));
+        }
+        atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void forget_pool(void) { /* in a forked child: the workers did not come along */
+    pthread_mutex_init(&pool.use, NULL);
+    pthread_mutex_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.cv, NULL);
+    pool.workers = 0;
+}
+
+/* Start workers up to `want` (at most MAX_WORKERS); returns how many there are. Caller holds `use`. */
+static int grow_pool(int want) {
+    static int registered = 0;
+    if (!registered) {
+        pthread_atfork(NULL, NULL, forget_pool);
+        registered = 1;
+    }
+    want = want > MAX_WORKERS ? MAX_WORKERS : want;
+    pool.born = atomic_load(&pool.generation); /* no product is published while `use` is held here */
+    while (pool.workers < want) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int failed = pthread_create(&t, &attr, worker, (void *)(intptr_t)(pool.workers + 1));
+        pthread_attr_destroy(&attr);
+        if (failed) break;
+        pool.workers++;
+    }
+    return pool.workers;
+}
+
+/* One step of every stream: tokens (n,) -> the logits in out[L - 1][:, G:]. With `pooled`, the
+   caller holds the pool and its workers share each layer's product. */
+static void step_net(Net *net, const int64_t *tokens, int pooled) {
+    for (int k = 0; k < net->L; k++) {
+        cells_impl(net, k, tokens);
+        long tiles = (net->M[k] + TW - 1) / TW;
+        int parts = pooled ? net->threads : 1;
+        parts = parts > pool.workers + 1 ? pool.workers + 1 : parts;
+        parts = parts > tiles ? (int)tiles : parts;
+        if (parts <= 1) {
+            product_impl(net, k, 0, tiles);
+            continue;
+        }
+        pool.net = net, pool.k = k, pool.parts = parts;
+        atomic_store(&pool.pending, pool.workers);
+        pthread_mutex_lock(&pool.wake);
+        atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+        pthread_cond_broadcast(&pool.cv);
+        pthread_mutex_unlock(&pool.wake);
+        product_impl(net, k, 0, share(tiles, 1, parts));
+        while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+    }
+}
+
+/* Take the pool for a net that wants threads (1 if taken: release it after); never waits for it. */
+static int take_pool(Net *net) {
+    if (net->threads <= 1 || pthread_mutex_trylock(&pool.use) != 0) return 0;
+    if (grow_pool(net->threads - 1) < 1) {
+        pthread_mutex_unlock(&pool.use);
+        return 0;
+    }
+    return 1;
+}
 
 /* -- choosing the next token, as rnnkit.sample.choose ------------------------------------------ */
 
@@ -205,11 +323,11 @@ static void *view(Net *net, PyObject *obj, Py_ssize_t itemsize, Py_ssize_t items
 }
 
 static PyObject *make(PyObject *self, PyObject *args) {
-    int cell, bf16;
+    int cell, bf16, threads;
     long H, n;
     PyObject *table, *weights, *widths, *h1, *c, *out, *pre, *tmp;
-    if (!PyArg_ParseTuple(args, "illOO!O!O!OO!OOp", &cell, &H, &n, &table, &PyList_Type, &weights, &PyList_Type,
-                          &widths, &PyList_Type, &h1, &c, &PyList_Type, &out, &pre, &tmp, &bf16))
+    if (!PyArg_ParseTuple(args, "illOO!O!O!OO!OOpi", &cell, &H, &n, &table, &PyList_Type, &weights, &PyList_Type,
+                          &widths, &PyList_Type, &h1, &c, &PyList_Type, &out, &pre, &tmp, &bf16, &threads))
         return NULL;
     Py_ssize_t L = PyList_GET_SIZE(weights);
     if (L < 1 || L > MAX_LAYERS || PyList_GET_SIZE(h1) != L || PyList_GET_SIZE(out) != L ||
@@ -227,6 +345,7 @@ static PyObject *make(PyObject *self, PyObject *args) {
         return NULL;
     }
     net->cell = cell, net->L = (int)L, net->bf16 = bf16, net->n = n, net->H = H;
+    net->threads = threads < 1 ? 1 : threads > MAX_WORKERS + 1 ? MAX_WORKERS + 1 : threads;
     net->G = H * (cell == CELL_LSTM ? 4 : cell == CELL_GRU ? 3 : 1);
     net->keep = Py_BuildValue("(OOOOOOO)", table, weights, h1, c, out, pre, tmp);
     if (!net->keep) goto fail;
@@ -291,7 +410,9 @@ static PyObject *step(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     if (net && tok.len == (Py_ssize_t)(net->n * sizeof(int64_t)) && check_tokens(net, tok.buf)) {
         Py_BEGIN_ALLOW_THREADS
-        step_impl(net, tok.buf);
+        int pooled = take_pool(net);
+        step_net(net, tok.buf, pooled);
+        if (pooled) pthread_mutex_unlock(&pool.use);
         Py_END_ALLOW_THREADS
         result = Py_NewRef(Py_None);
     } else if (net && !PyErr_Occurred()) {
@@ -341,6 +462,7 @@ static PyObject *run(PyObject *self, PyObject *args) {
     int64_t *tokens = tok.buf;
     long t = 0;
     Py_BEGIN_ALLOW_THREADS
+    int pooled = take_pool(net);
     for (; t < T; t++) {
         int64_t *row = tokens + t * n;
         long ended = 0;
@@ -358,8 +480,9 @@ static PyObject *run(PyObject *self, PyObject *args) {
             t++;
             break;
         }
-        step_impl(net, row);
+        step_net(net, row, pooled);
     }
+    if (pooled) pthread_mutex_unlock(&pool.use);
     Py_END_ALLOW_THREADS
     if (t == T && step_last) { /* the logits the next call starts from */
         for (long s = 0; s < n; s++) memcpy(lg + s * V, net->out[net->L - 1] + s * Mtop + G, V * sizeof(float));
@@ -372,7 +495,8 @@ out:
 }
 
 static PyMethodDef methods[] = {
-    {"make", make, METH_VARARGS, "make(cell, H, n, table, packed weights, widths, h1, c, out, pre, tmp, bf16) -> net"},
+    {"make", make, METH_VARARGS,
+     "make(cell, H, n, table, packed weights, widths, h1, c, out, pre, tmp, bf16, threads) -> net"},
     {"step", step, METH_VARARGS, "step(net, tokens): one step of every stream"},
     {"run", run, METH_VARARGS,
      "run(net, last, uniforms, tokens, greedy, temperature, top_k, top_p, end, step_last) -> steps"},
@@ -382,12 +506,15 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_csample", "rnnkit's
 
 PyMODINIT_FUNC PyInit__csample(void) {
 #ifdef HAVE_X86_COPIES
+    /* RNNKIT_SAMPLER=avx2 or =baseline caps the copy (to measure an older CPU's code on a newer one) */
+    const char *cap = getenv("RNNKIT_SAMPLER");
+    int no512 = cap && (!strcmp(cap, "avx2") || !strcmp(cap, "baseline")), no256 = cap && !strcmp(cap, "baseline");
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && getenv("RNNKIT_NO_AVX512") == NULL)
-        step_impl = step_avx512, isa = "avx512";
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        step_impl = step_avx2, isa = "avx2";
+    if (!no512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        cells_impl = cells_avx512, product_impl = product_avx512, isa = "avx512";
+    else if (!no256 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        cells_impl = cells_avx2, product_impl = product_avx2, isa = "avx2";
 #endif
     PyObject *m = PyModule_Create(&module);
     if (m && (PyModule_AddStringConstant(m, "ISA", isa) < 0 || PyModule_AddIntConstant(m, "TILE", TW) < 0)) {

@@ -104,15 +104,15 @@ static inline FN(vf) FN(load_bf16)(const uint16_t *p) {
         }                                                                                               \
     }
 
-/* out (n, M) = h (n, K) @ w, w packed: tile by tile (each read from memory once a step, then from
-   cache for the other streams), four (or two) streams at a time, then one by one. */
+/* out (n, M) = h (n, K) @ w for the column tiles t0..t1 - 1 of packed w: tile by tile (each read
+   from memory once a step, then from cache for the other streams), four (or two) streams at a time,
+   then one by one. */
 #define MATMUL(NAME, WT, LOADV)                                                                         \
     TILE(CAT(NAME, _one), WT, LOADV, 1, TW / VW, PAR1)                                                  \
     TILE(CAT(NAME, _many), WT, LOADV, SBM, NJM, 1)                                                      \
     static void NAME(const float *restrict h, long ldh, long n, const WT *restrict w, long K, long M,       \
-                     float *restrict out) {                                                             \
-        const long tiles = (M + TW - 1) / TW;                                                           \
-        for (long t = 0; t < tiles; t++) {                                                              \
+                     float *restrict out, long t0, long t1) {                                           \
+        for (long t = t0; t < t1; t++) {                                                                \
             const WT *tile = w + t * K * TW;                                                            \
             float *o = out + t * TW;                                                                    \
             const long valid = M - t * TW < TW ? M - t * TW : TW;                                       \
@@ -129,47 +129,50 @@ MATMUL(FN(matmul_bf16), uint16_t, FN(load_bf16))
 #undef MATMUL
 #undef TILE
 
-/* One step of every stream: tokens (n,) -> the logits in out[L - 1][:, G:], the state updated. */
-static void FN(step)(Net *net, const int64_t *tokens) {
-    const long n = net->n, H = net->H, G = net->G;
-    for (int k = 0; k < net->L; k++) {
-        const long M = net->M[k];
-        for (long s = 0; s < n; s++) {
-            const float *x = k == 0 ? net->table + tokens[s] * G : net->out[k - 1] + s * net->M[k - 1] + G;
-            const float *rec = net->out[k] + s * M;
-            float *h = net->h1[k] + s * (H + 1);
-            float *pre = net->pre;
-            if (net->cell == CELL_LSTM) { /* gates [i, f, o | g]; i, f, o arrive halved */
-                float *c = net->c[k] + s * H;
-                for (long j = 0; j < G; j++) pre[j] = x[j] + rec[j];
-                FN(tanh_n)(pre, pre, G);
-                for (long j = 0; j < 3 * H; j++) pre[j] = pre[j] * 0.5f + 0.5f;
-                for (long j = 0; j < H; j++) c[j] = c[j] * pre[H + j] + pre[j] * pre[3 * H + j];
-                FN(tanh_n)(net->tmp, c, H);
-                for (long j = 0; j < H; j++) h[j] = net->tmp[j] * pre[2 * H + j];
-            } else if (net->cell == CELL_GRU) { /* [r, z | n]; r, z halved; rec's n part is W_hn h + b_hn */
-                for (long j = 0; j < 2 * H; j++) pre[j] = x[j] + rec[j];
-                FN(tanh_n)(pre, pre, 2 * H);
-                for (long j = 0; j < 2 * H; j++) pre[j] = pre[j] * 0.5f + 0.5f;
-                float *t = net->tmp;
-                for (long j = 0; j < H; j++) t[j] = pre[j] * rec[2 * H + j] + x[2 * H + j];
-                FN(tanh_n)(t, t, H);
-                for (long j = 0; j < H; j++) h[j] = (h[j] - t[j]) * pre[H + j] + t[j];
-            } else if (net->cell == CELL_RELU) {
-                for (long j = 0; j < H; j++) {
-                    float v = x[j] + rec[j];
-                    h[j] = v > 0 ? v : 0;
-                }
-            } else {
-                for (long j = 0; j < H; j++) pre[j] = x[j] + rec[j];
-                FN(tanh_n)(h, pre, H);
+/* Layer k's cells for every stream: its pre-activations (the input from below, or the table row of
+   the token, plus the recurrent half waiting in out[k]) -> h (and c). */
+static void FN(cells)(Net *net, int k, const int64_t *tokens) {
+    const long n = net->n, H = net->H, G = net->G, M = net->M[k];
+    for (long s = 0; s < n; s++) {
+        const float *x = k == 0 ? net->table + tokens[s] * G : net->out[k - 1] + s * net->M[k - 1] + G;
+        const float *rec = net->out[k] + s * M;
+        float *h = net->h1[k] + s * (H + 1);
+        float *pre = net->pre;
+        if (net->cell == CELL_LSTM) { /* gates [i, f, o | g]; i, f, o arrive halved */
+            float *c = net->c[k] + s * H;
+            for (long j = 0; j < G; j++) pre[j] = x[j] + rec[j];
+            FN(tanh_n)(pre, pre, G);
+            for (long j = 0; j < 3 * H; j++) pre[j] = pre[j] * 0.5f + 0.5f;
+            for (long j = 0; j < H; j++) c[j] = c[j] * pre[H + j] + pre[j] * pre[3 * H + j];
+            FN(tanh_n)(net->tmp, c, H);
+            for (long j = 0; j < H; j++) h[j] = net->tmp[j] * pre[2 * H + j];
+        } else if (net->cell == CELL_GRU) { /* [r, z | n]; r, z halved; rec's n part is W_hn h + b_hn */
+            for (long j = 0; j < 2 * H; j++) pre[j] = x[j] + rec[j];
+            FN(tanh_n)(pre, pre, 2 * H);
+            for (long j = 0; j < 2 * H; j++) pre[j] = pre[j] * 0.5f + 0.5f;
+            float *t = net->tmp;
+            for (long j = 0; j < H; j++) t[j] = pre[j] * rec[2 * H + j] + x[2 * H + j];
+            FN(tanh_n)(t, t, H);
+            for (long j = 0; j < H; j++) h[j] = (h[j] - t[j]) * pre[H + j] + t[j];
+        } else if (net->cell == CELL_RELU) {
+            for (long j = 0; j < H; j++) {
+                float v = x[j] + rec[j];
+                h[j] = v > 0 ? v : 0;
             }
+        } else {
+            for (long j = 0; j < H; j++) pre[j] = x[j] + rec[j];
+            FN(tanh_n)(h, pre, H);
         }
-        if (net->bf16)
-            FN(matmul_bf16)(net->h1[k], H + 1, n, (const uint16_t *)net->w[k], H + 1, M, net->out[k]);
-        else
-            FN(matmul_f32)(net->h1[k], H + 1, n, (const float *)net->w[k], H + 1, M, net->out[k]);
     }
+}
+
+/* Layer k's product out[k] = h1[k] @ w[k], column tiles t0..t1 - 1 (a thread's share). */
+static void FN(product)(Net *net, int k, long t0, long t1) {
+    const long H = net->H;
+    if (net->bf16)
+        FN(matmul_bf16)(net->h1[k], H + 1, net->n, (const uint16_t *)net->w[k], H + 1, net->M[k], net->out[k], t0, t1);
+    else
+        FN(matmul_f32)(net->h1[k], H + 1, net->n, (const float *)net->w[k], H + 1, net->M[k], net->out[k], t0, t1);
 }
 
 #undef FN

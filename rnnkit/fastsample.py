@@ -37,7 +37,8 @@ CELLS = {"rnn": 0, "relu": 1, "lstm": 2, "gru": 3}  # _csample's cell codes
 
 def compiled() -> str | None:
     """The instruction set the compiled sampler runs on ("avx512", "avx2", "baseline"), or None when
-    sampling runs on NumPy: no compiled module, or RNNKIT_SAMPLER=numpy in the environment."""
+    sampling runs on NumPy: no compiled module, or RNNKIT_SAMPLER=numpy in the environment
+    (RNNKIT_SAMPLER=avx2 or baseline, set before rnnkit loads, caps the instruction set instead)."""
     if _csample is None or os.environ.get("RNNKIT_SAMPLER", "").lower() == "numpy":
         return None
     return _csample.ISA
@@ -96,7 +97,7 @@ class StepState:
             self._scratch = (np.empty(G, dtype=np.float32), np.empty(H, dtype=np.float32))
             self.net = _csample.make(CELLS["relu" if stepper.relu else stepper.cell], H, n, stepper.table,
                                      stepper.w_run, [w.shape[1] for w in stepper.w_next], self.h1, self.c, self.out,
-                                     *self._scratch, stepper.precision == "bf16")
+                                     *self._scratch, stepper.precision == "bf16", stepper.threads_for(n))
         if stepper.cell == "lstm":  # gates arranged [i, f, o | g]: the sigmoids are one slice
             self.pre_sig, self.g = pre[:, :3 * H], pre[:, 3 * H:]
             self.sig, self.i, self.f, self.o = s[:, :3 * H], s[:, :H], s[:, H:2 * H], s[:, 2 * H:3 * H]
@@ -110,12 +111,14 @@ class FastStepper:
     """`logits, state = stepper.step(tokens, state)` with tokens (N,) ints and logits (N, V) float32;
     the state comes from `zero_state(n)` or `from_torch_state(model_state)` and is updated in place."""
 
-    def __init__(self, model, offset=None, precision: str = "fp32", compiled_loop: bool = True):
+    def __init__(self, model, offset=None, precision: str = "fp32", compiled_loop: bool = True,
+                 threads: int | None = None):
         """`offset` (E,), optional: a vector added to every symbol's embedding (a generator's class
         input, rnnkit.models.generator), folded into the table. `precision` "bf16" keeps a bfloat16
         copy of the recurrent and output weights for the compiled loop (half the bytes a step reads;
         the distributions stay within the tolerance tests/test_fastsample.py checks); "fp32" keeps
-        them as they are. `compiled_loop` False keeps to NumPy even where the C loop exists."""
+        them as they are. `compiled_loop` False keeps to NumPy even where the C loop exists. `threads`:
+        how many threads share each product of the compiled loop; None chooses (`threads_for`)."""
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
         cfg = model.config
@@ -154,9 +157,18 @@ class FastStepper:
         self.compiled = compiled_loop and compiled() is not None
         if precision == "bf16" and not self.compiled:
             raise ValueError("bf16 sampling weights need the compiled sampler (rnnkit._csample)")
-        self.precision = precision
+        self.precision, self.threads = precision, threads
         if self.compiled:  # the compiled loop's copy: packed in tiles, in bf16 if asked
             self.w_run = [pack(to_bf16(w) if precision == "bf16" else w, _csample.TILE) for w in self.w_next]
+
+    def threads_for(self, n: int) -> int:
+        """Threads for the products of n streams: as asked, or two (where there are two cores) unless
+        the weights are small and the streams many, where sharing a product costs more than it saves
+        (benchmarks/sample_speed.py measured both ways: at one stream two threads win at every size)."""
+        if self.threads is not None:
+            return self.threads
+        small = sum(w.nbytes for w in self.w_run) < 1 << 20
+        return 1 if (n >= BATCHED and small) else min(2, os.cpu_count() or 1)
 
     def zero_state(self, n: int) -> StepState:
         zeros = np.zeros((self.L, n, self.H), dtype=np.float32)

@@ -332,6 +332,7 @@ class Sampler:
             if index not in self._lanes:
                 if index not in self._steppers:  # arranged once per class, kept for the next lane
                     offset = self.model.input_offset(index) if index is not None else None
-                    self._steppers[index] = FastStepper(self.model, offset=offset)
+                    # one thread: the server's cores go to the event loop, the clients and the other models
+                    self._steppers[index] = FastStepper(self.model, offset=offset, threads=1)
                 self._lanes[index] = _Lane(self._steppers[index])
             self._lanes[index].add(items)
