@@ -202,6 +202,13 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
                                step_last=i + span < opts.length).tolist()
         else:
             rows = [choose(last, opts, u=draws[i % block]).tolist()]
+        if compiled and not opts.stop:  # no stop string (so no generator): the chunk's text, stream by stream
+            i += len(rows)
+            for j in live:
+                text = [decoders[j](row[j]) for row in rows]
+                pieces[j] += text
+                emit("".join(text))
+            rows = []
         for nxt in rows:
             i += 1
             for j in live:
