@@ -93,7 +93,7 @@ class StepState:
         pre, s = np.empty((n, G), dtype=np.float32), np.empty((n, G), dtype=np.float32)
         self.pre, self.s, self.tmp = pre, s, np.empty((n, H), dtype=np.float32)
         self.net = None
-        if stepper.compiled:  # the C loop works on these very buffers (its own scratch aside)
+        if stepper.compiled_for(n):  # the C loop works on these very buffers (its own scratch aside)
             self._scratch = (np.empty(G, dtype=np.float32), np.empty(H, dtype=np.float32))
             self.net = _csample.make(CELLS["relu" if stepper.relu else stepper.cell], H, n, stepper.table,
                                      stepper.w_run, [w.shape[1] for w in stepper.w_next], self.h1, self.c, self.out,
@@ -161,14 +161,22 @@ class FastStepper:
         if self.compiled:  # the compiled loop's copy: packed in tiles, in bf16 if asked
             self.w_run = [pack(to_bf16(w) if precision == "bf16" else w, _csample.TILE) for w in self.w_next]
 
+    def compiled_for(self, n: int) -> bool:
+        """Whether n streams step in C. From BATCHED streams on, without AVX-512, PyTorch's matrix
+        product beats the compiled loop's (benchmarks/sample_speed.py with RNNKIT_SAMPLER=avx2: 74k
+        against 130k characters/s at 64 streams of a 2x128 LSTM), so those steps stay on NumPy's path."""
+        return self.compiled and (n < BATCHED or compiled() == "avx512")
+
     def threads_for(self, n: int) -> int:
-        """Threads for the products of n streams: as asked, or two (where there are two cores) unless
-        the weights are small and the streams many, where sharing a product costs more than it saves
-        (benchmarks/sample_speed.py measured both ways: at one stream two threads win at every size)."""
+        """Threads for the products of n streams: as asked, or two (where there are two cores) once a
+        step reads 2 MiB of weights or more, more than a core's L2 cache holds, so that two cores'
+        caches and memory bandwidth serve it. Below that one thread is faster in `generate`: the
+        products are short, and the time between them (PyTorch reading the prime, the text decoded
+        between chunks) leaves the helper waking and spinning against the main thread."""
         if self.threads is not None:
             return self.threads
-        small = sum(w.nbytes for w in self.w_run) < 1 << 20
-        return 1 if (n >= BATCHED and small) else min(2, os.cpu_count() or 1)
+        big = sum(w.nbytes for w in self.w_run) >= 2 << 20
+        return min(2, os.cpu_count() or 1) if big else 1
 
     def zero_state(self, n: int) -> StepState:
         zeros = np.zeros((self.L, n, self.H), dtype=np.float32)

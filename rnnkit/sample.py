@@ -180,8 +180,8 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
     if fast:
         offset = model.input_offset(class_index) if class_index is not None else None
         stepper = FastStepper(model, offset=offset, precision=opts.sample_weights if compiled_sampler() else "fp32")
-        compiled = stepper.compiled
         state = stepper.from_torch_state(state)
+        compiled = state.net is not None
     else:
         stepper = _ModelStepper(forward, device)
     last = np.repeat(logits[:, -1].float().cpu().numpy(), n, axis=0)  # (n, V)

@@ -214,7 +214,7 @@ def test_a_forked_child_samples_with_threads():
     import os
     import signal
     import time
-    model = _model("gru", 1, hidden=150)  # large enough for two threads
+    model = _model("gru", 1, hidden=150)
     stepper = FastStepper(model, threads=2)
     opts = build(SampleConfig, {})
     u = np.random.default_rng(0).random((300, 1))
@@ -242,3 +242,12 @@ def test_a_forked_child_samples_with_threads():
         data += chunk
     os.close(read)
     assert np.array_equal(np.frombuffer(data, dtype=np.int64).reshape(-1, 1), expected)
+
+
+def test_two_threads_only_where_the_weights_outgrow_a_cache():
+    import os
+    small = FastStepper(_model("lstm", 2))
+    big = FastStepper(CharRNN(ModelConfig(cell="lstm", num_layers=2, hidden_size=512, embed_size=8,
+                                          vocab_size=len(VOCAB))))
+    assert small.threads_for(1) == 1 and big.threads_for(1) == min(2, os.cpu_count())
+    assert FastStepper(_model("lstm", 2), threads=2).threads_for(1) == 2  # as asked
