@@ -1,4 +1,5 @@
-"""A fast stateful stepper for sampling: one character costs one small NumPy product per layer.
+"""A fast stateful stepper for sampling: one character costs one vector-matrix product per layer,
+in C (rnnkit/_csample.c) where the package was built with a compiler, else in NumPy.
 
 Stepping `nn.LSTM` one character at a time on a CPU spends most of its time outside the arithmetic
 (dispatch, weight repacking by oneDNN on every call). Generation needs only
@@ -17,6 +18,12 @@ Stepping `nn.LSTM` one character at a time on a CPU spends most of its time outs
 
 It computes the same function as `CharRNN.forward` (tests/test_fastsample.py: distributions agree to
 1e-5) for batches of N independent streams. The plain model path stays available for checking.
+
+The compiled loop works on the same state buffers, with the products' weights packed in tiles of
+64 columns (`pack`; fp32, or a bfloat16 copy), and `run` goes further: it chooses each token too,
+from the uniforms the caller drew, exactly as rnnkit.sample.choose does, for many steps per call.
+The NumPy code below is its reference (tests compare the two step by step and token by token) and
+its fallback (`compiled()` is None without the module, or with RNNKIT_SAMPLER=numpy).
 """
 
 from __future__ import annotations

@@ -5,10 +5,11 @@ step, because the state after step t is kept and fed back for step t+1 (no re-re
 prefix). Decoding strategies: sampling with temperature, top-k and top-p (nucleus) filtering,
 greedy (argmax), and beam search over characters.
 
-Steps run on `FastStepper` (rnnkit.fastsample: NumPy with pre-arranged weights) by default, or on
-the model itself with `fast=False` (`rnnkit sample --plain`). Both feed the same logits to the same
-chooser with the same random numbers (NumPy's PCG64, one uniform number per stream per step, drawn
-by inverse CDF), so a seed gives the same text on either path. Several samples are generated
+Steps run on `FastStepper` (rnnkit.fastsample: pre-arranged weights; its compiled loop, which also
+makes the choices, chunks of CHUNK characters per call, or NumPy) by default, or on the model itself
+with `fast=False` (`rnnkit sample --plain`). All feed the same logits to the same chooser with the
+same random numbers (NumPy's PCG64, one uniform number per stream per step, drawn by inverse CDF), so
+a seed gives the same text on every path. Several samples are generated
 together as a batch of independent streams.
 """
 
