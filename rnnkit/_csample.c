@@ -349,18 +349,10 @@ static PyObject *make(PyObject *self, PyObject *args) {
     net->G = H * (cell == CELL_LSTM ? 4 : cell == CELL_GRU ? 3 : 1);
     net->keep = Py_BuildValue("(OOOOOOO)", table, weights, h1, c, out, pre, tmp);
     if (!net->keep) goto fail;
-    {
-        Py_buffer probe;
-        if (PyObject_GetBuffer(table, &probe, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) goto fail;
-        net->rows = (long)(probe.len / (4 * net->G));
-        PyBuffer_Release(&probe);
-    }
-    if (!(net->table = view(net, table, 4, net->rows * net->G, 0, "table"))) goto fail;
+    if (!(net->table = view(net, table, 4, net->G, 0, "table"))) goto fail;
+    net->rows = (long)(net->views[net->nviews - 1].len / (4 * net->G));
     for (Py_ssize_t k = 0; k < L; k++) {
-        Py_buffer probe;
         PyObject *w = PyList_GET_ITEM(weights, k);
-        if (PyObject_GetBuffer(w, &probe, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) goto fail;
-        PyBuffer_Release(&probe);
         if (!PyLong_Check(PyList_GET_ITEM(widths, k))) {
             PyErr_SetString(PyExc_TypeError, "widths: one int per layer");
             goto fail;

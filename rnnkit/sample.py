@@ -209,20 +209,20 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
                 text = [decoders[j](row[j]) for row in rows]
                 pieces[j] += text
                 emit("".join(text))
-            rows = []
-        for nxt in rows:
-            i += 1
-            for j in live:
-                piece = decoders[j](nxt[j])
-                pieces[j].append(piece)
-                if not (hide_end and piece == BOUNDARY):
-                    emit(piece)
+        else:
+            for nxt in rows:
+                i += 1
+                for j in live:
+                    piece = decoders[j](nxt[j])
+                    pieces[j].append(piece)
+                    if not (hide_end and piece == BOUNDARY):
+                        emit(piece)
+                    if opts.stop:
+                        tails[j] = (tails[j] + piece)[-(len(opts.stop) + len(piece)):]
                 if opts.stop:
-                    tails[j] = (tails[j] + piece)[-(len(opts.stop) + len(piece)):]
-            if opts.stop:
-                live = [j for j in live if opts.stop not in tails[j]]
-            if not live:
-                break
+                    live = [j for j in live if opts.stop not in tails[j]]
+                if not live:
+                    break
         if not live or i == opts.length:
             break
         if not compiled:
