@@ -566,7 +566,7 @@ def _cmd_gates(args) -> int:
     _only_language_models(args, "gates measures a language model's gates")
     model = load(args.run_dir, args.checkpoint)
     if model.config.cell == "rnn":
-        raise RnnkitError("a vanilla RNN has no gates; gate saturation needs an lstm or gru run")
+        raise RnnkitError("a vanilla RNN has no gates; gate saturation needs an lstm, gru, mingru or minlstm run")
     stats = gates.saturation(activations(model, read_text(args.text, args.max_chars), unknown=args.unknown),
                              model.config.cell)
     print("\n".join(gates.summary(stats)))
@@ -910,7 +910,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PNG", help="bar chart of the best score per feature")
     p.set_defaults(func=_cmd_cells)
 
-    p = sub.add_parser("gates", help="gate saturation statistics (LSTM, GRU)",
+    p = sub.add_parser("gates", help="gate saturation statistics (LSTM, GRU, minGRU, minLSTM)",
                        description="How often each gate unit is shut (< 0.1) or open (> 0.9) over the text.")
     run_and_text(p)
     p.add_argument("--out", metavar="PNG", help="write the saturation scatter plot here")

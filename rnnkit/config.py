@@ -27,7 +27,8 @@ def _opt(default, help, choices=None, cli=True, kind=None, **kw):
     return field(default=default, metadata=meta, **kw)
 
 
-CELLS = ("rnn", "lstm", "gru")
+CELLS = ("rnn", "lstm", "gru", "mingru", "minlstm")
+SCAN_CELLS = ("mingru", "minlstm")  # gates from the input alone, trained with a parallel scan (language models)
 
 # The inspection commands' defaults, here (not in rnnkit.inspect) so that `rnnkit --help` can show
 # them without importing NumPy and PyTorch:
@@ -42,8 +43,10 @@ DEFAULT_UNITS = 32
 
 @dataclass
 class ModelConfig:
-    cell: str = _opt("lstm", "recurrent cell: rnn (Elman), lstm or gru; classify also takes none (no recurrence: "
-                     "the inputs pooled as they are, the order-blind baseline)", CELLS + ("none",))
+    cell: str = _opt("lstm", "recurrent cell: rnn (Elman), lstm or gru; for language models also mingru or minlstm "
+                     "(Feng et al. 2024: gates read only the input, trained with a parallel scan); classify also "
+                     "takes none (no recurrence: the inputs pooled as they are, the order-blind baseline)",
+                     CELLS + ("none",))
     num_layers: int = _opt(2, "number of stacked recurrent layers")
     hidden_size: int = _opt(256, "units in each recurrent layer (H)")
     embed_size: int = _opt(64, "size of the learned character embedding (E)")
@@ -54,11 +57,14 @@ class ModelConfig:
     vocab_size: int = _opt(0, "number of symbols; set from the data", cli=False)
 
     recurrent_only = True  # (a class attribute, not a field) whether --cell none is refused
+    scan_cells = True  # (a class attribute) whether mingru and minlstm are allowed (the language model)
 
     def __post_init__(self):
         _check_choices(self)
         if self.cell == "none" and self.recurrent_only:
             raise ConfigError("--cell none (no recurrence) is for classifiers only (--task classify)")
+        if self.cell in SCAN_CELLS and not self.scan_cells:
+            raise ConfigError(f"--cell {self.cell} is for language models (--task lm) only; this task takes rnn, lstm or gru")
         for name in ("num_layers", "hidden_size", "embed_size"):
             _check_positive(name, getattr(self, name))
         if self.vocab_size < 0:
@@ -121,6 +127,8 @@ class ClassifierConfig(ModelConfig):
     """A many-to-one classifier's model (rnnkit.models.classifier): the recurrent core of ModelConfig,
     read in both directions if asked, pooled over time, then a linear layer to the classes."""
 
+    scan_cells = False  # mingru/minlstm: language models only (ModelConfig.scan_cells)
+
     bidirectional: bool = _opt(False, "classify, seq2seq: read each sequence (seq2seq: each source) forwards and "
                                "backwards (two recurrent stacks, their outputs side by side)")
     pooling: str = _opt("last", "classify: how the outputs over time become one vector: last (the final "
@@ -165,6 +173,8 @@ class ClassifierConfig(ModelConfig):
 class GeneratorConfig(ModelConfig):
     """A one-to-many generator's model (rnnkit.models.generator): the character language model of
     ModelConfig over one example at a time, optionally told which class to write."""
+
+    scan_cells = False  # mingru/minlstm: language models only (ModelConfig.scan_cells)
 
     condition: str = _opt("both", "generate: how the class reaches the model: init (a learned initial state per "
                           "class), step (a learned class vector added to every step's input), both, or none (an "
@@ -219,6 +229,8 @@ class ForecasterConfig(ModelConfig):
     """A forecaster's model (rnnkit.models.forecaster): the values of each step projected to
     embed_size, the recurrent core of ModelConfig, a linear layer to the next step's values."""
 
+    scan_cells = False  # mingru/minlstm: language models only (ModelConfig.scan_cells)
+
     num_features: int = _opt(0, "number of value columns; set from the data", cli=False)
 
 
@@ -240,6 +252,8 @@ class SeriesConfig:
 class Seq2SeqConfig(ModelConfig):
     """An encoder-decoder (rnnkit.models.seq2seq): the recurrent core of ModelConfig for both, the
     encoder optionally bidirectional, the decoder attending to the encoder's states."""
+
+    scan_cells = False  # mingru/minlstm: language models only (ModelConfig.scan_cells)
 
     bidirectional: bool = _opt(False, "classify, seq2seq: read each sequence (seq2seq: each source) forwards and "
                                "backwards (two recurrent stacks, their outputs side by side)")
@@ -349,6 +363,8 @@ class VQAConfig(ModelConfig):
     over the image (the whole grid, or the cells the question attends to), an answer classifier over
     the two."""
 
+    scan_cells = False  # mingru/minlstm: language models only (ModelConfig.scan_cells)
+
     inputs: str = _opt("both", "vqa: what the model sees: both (question and image), question (the question-only "
                        "baseline) or image (the image-only baseline)", ("both", "question", "image"))
     attention: str = _opt("none", "vqa: none (the whole grid, flattened) or additive (the question's attention "
@@ -390,6 +406,8 @@ class GlimpseConfig(ModelConfig):
     """A recurrent attention model (rnnkit.models.glimpse): a few glimpses of an image through a
     multi-resolution retina, a recurrent core, a location network trained by REINFORCE; or, with
     --network cnn / mlp, a whole-image baseline."""
+
+    scan_cells = False  # mingru/minlstm: language models only (ModelConfig.scan_cells)
 
     num_layers: int = _opt(1, "number of stacked recurrent layers", cli=False)  # the shared flag's help says 2
     network: str = _opt("ram", "glimpse: ram (the recurrent attention model: glimpses, a recurrent core and a "
@@ -447,7 +465,7 @@ TASK_CONFIGS = {"lm": (ModelConfig, DataConfig), "classify": (ClassifierConfig, 
 
 @dataclass
 class TrainConfig:
-    backend: str = _opt("torch", "torch (fast) or numpy (the from-scratch reference; 1 layer, rnn or lstm)",
+    backend: str = _opt("torch", "torch (fast) or numpy (the from-scratch reference; 1 layer, rnn, lstm, mingru or minlstm)",
                         ("torch", "numpy"))
     batch_size: int = _opt(32, "number of parallel text streams per batch (B)")
     seq_len: int = _opt(64, "steps of truncated backprop through time per chunk (T)")
@@ -521,7 +539,7 @@ class SampleConfig:
     sample_weights: str = _opt("fp32", "the compiled sampler's copy of the weights: fp32 (the same text as the "
                                "NumPy path for a seed), or bf16 (half the bytes a step reads: faster for models "
                                "whose weights outgrow the CPU's cache, such as 2x512; each next-character "
-                               "distribution within 0.01 of fp32's)", ("fp32", "bf16"))
+                               "distribution within 0.01 of fp32's; rnn, lstm and gru: mingru and minlstm step on NumPy in fp32)", ("fp32", "bf16"))
 
     def __post_init__(self):
         _check_choices(self)

@@ -11,7 +11,9 @@ Language models and generators (`CharRNN`, `CharGenerator`), and the forecaster 
     sequence.onnx   tokens (B, T) int64, state in -> logits (B, T, V), state out   (B and T dynamic)
     step.onnx       tokens (B, 1) int64, state in -> logits (B, 1, V), state out   (B dynamic)
 
-The state is h (L, B, H) for rnn and gru, and h, c for lstm (inputs `h0` [`c0`], outputs `h` [`c`]),
+(mingru and minlstm language models: step.onnx only; their scan over time has no ONNX operator.)
+
+The state is h (L, B, H) for rnn, gru, mingru and minlstm, and h, c for lstm (inputs `h0` [`c0`], outputs `h` [`c`]),
 zeros to start; pass the outputs back in to continue, exactly as with the PyTorch model. A
 conditional generator takes `classes` (B,) int64 after the tokens, and start.onnx (classes in, the
 state each class starts from out) goes with them. The forecaster's values are normalised with the
@@ -53,6 +55,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .config import SCAN_CELLS
 from .data.pairs import BOS, EOS, PAD, UNK
 from .errors import RnnkitError, UsageError
 from .io import atomic_write, atomic_write_bytes, atomic_write_json
@@ -202,7 +205,11 @@ def _export_recurrent(model, out: Path) -> dict:
     inputs = [x] + (["classes"] if conditional else []) + state_inputs
     outputs = ["predictions" if series else "logits"] + state_names
     zeros = tuple(torch.zeros(c.num_layers, 2, c.hidden_size) for _ in state_inputs)
-    for name, T in (("sequence.onnx", 4), ("step.onnx", 1)):
+    # mingru/minlstm: step.onnx alone. Their sequence form is a scan over time (or a loop) that ONNX has
+    # no operator for (no logcumsumexp; a traced loop would fix the length), so a sequence is fed a
+    # token at a time, which is how a sampler reads it anyway.
+    graphs = (("step.onnx", 1),) if c.cell in SCAN_CELLS else (("sequence.onnx", 4), ("step.onnx", 1))
+    for name, T in graphs:
         example = (torch.zeros(2, T, c.num_features) if series else torch.zeros(2, T, dtype=torch.int64),
                    *([torch.zeros(2, dtype=torch.int64)] if conditional else []), *zeros)
         time = {1: "time"} if T > 1 else {}
@@ -210,7 +217,7 @@ def _export_recurrent(model, out: Path) -> dict:
                 **({"classes": {0: "batch"}} if conditional else {}),
                 **{n: {1: "batch"} for n in state_inputs + state_names}}
         _onnx_export(_Explicit(model, conditional), example, out / name, inputs, outputs, axes)
-    files = ["sequence.onnx", "step.onnx"]
+    files = [name for name, _ in graphs]
     if conditional:  # the learned state each class starts from (zeros for a model conditioned by steps only)
         _onnx_export(_Start(model), (torch.zeros(2, dtype=torch.int64),), out / "start.onnx", ["classes"],
                      state_inputs, {"classes": {0: "batch"}, **{n: {1: "batch"} for n in state_inputs}})
@@ -221,7 +228,9 @@ def _export_recurrent(model, out: Path) -> dict:
             "inputs": inputs, "outputs": outputs, "state_inputs": state_inputs, "state_outputs": state_names,
             "shapes": {**{n: STATE_SHAPE for n in state_inputs + state_names}},
             "state": f"feed {', '.join(state_names)} back in as {', '.join(state_inputs)} to continue; "
-                     + ("start from start.onnx's state for the classes" if conditional else "zeros to start")}
+                     + ("start from start.onnx's state for the classes" if conditional else "zeros to start")
+                     + ("; no sequence.onnx for this cell: read a sequence one token at a time" if c.cell in SCAN_CELLS
+                        else "")}
     if series:
         meta.update(num_features=c.num_features, columns=list(model.columns or []),
                     mean=[float(v) for v in model.mean] if model.mean is not None else None,

@@ -19,6 +19,9 @@ Stepping `nn.LSTM` one character at a time on a CPU spends most of its time outs
 It computes the same function as `CharRNN.forward` (tests/test_fastsample.py: distributions agree to
 1e-5) for batches of N independent streams. The plain model path stays available for checking.
 
+mingru and minlstm step here too, on NumPy only: their gates read only the input, so a layer's
+product has no recurrent half (h_k @ [W_ih_{k+1}^T], G = 0 below) and the cell is elementwise.
+
 The compiled loop works on the same state buffers, with the products' weights packed in tiles of
 64 columns (`pack`; fp32, or a bfloat16 copy), and `run` goes further: it chooses each token too,
 from the uniforms the caller drew, exactly as rnnkit.sample.choose does, for many steps per call.
@@ -32,6 +35,8 @@ import os
 
 import numpy as np
 import torch
+
+from .config import SCAN_CELLS
 
 try:  # the compiled loop (rnnkit/_csample.c), built when the package is installed where a C compiler is
     from . import _csample
@@ -49,6 +54,11 @@ def compiled() -> str | None:
     if _csample is None or os.environ.get("RNNKIT_SAMPLER", "").lower() == "numpy":
         return None
     return _csample.ISA
+
+
+def _g(v: np.ndarray) -> np.ndarray:
+    """minGRU/minLSTM's candidate activation (rnnkit.models.scan.g): v + 1/2, or sigmoid(v) below 0."""
+    return np.where(v >= 0, v + 0.5, 0.5 * np.tanh(0.5 * v) + 0.5).astype(np.float32)
 
 
 def to_bf16(w: np.ndarray) -> np.ndarray:
@@ -133,14 +143,23 @@ class FastStepper:
         self.relu = cfg.cell == "rnn" and cfg.nonlinearity == "relu"
         sd = {k: v.detach().to("cpu", torch.float32).numpy() for k, v in model.state_dict().items()}
         H = self.H
-        self.G = G = {"lstm": 4, "gru": 3, "rnn": 1}[self.cell] * H  # width of a layer's pre-activation
+        gates = {"lstm": 4, "gru": 3, "rnn": 1, "mingru": 2, "minlstm": 3}[self.cell]
+        self.scan = self.cell in SCAN_CELLS
+        # G: width of a layer's recurrent pre-activation, the part of a product kept for the next step
+        self.G = G = 0 if self.scan else gates * H
         # LSTM gates are reordered from PyTorch's [i, f, g, o] to [i, f, o, g]; the pre-activations of
         # the sigmoid gates (LSTM i, f, o; GRU r, z) are halved.
-        order = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H] if self.cell == "lstm" else np.arange(G)
-        scale = np.ones(G, dtype=np.float32)
-        scale[:{"lstm": 3 * H, "gru": 2 * H, "rnn": 0}[self.cell]] = 0.5
+        order = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H] if self.cell == "lstm" else np.arange(gates * H)
+        scale = np.ones(gates * H, dtype=np.float32)
+        scale[:{"lstm": 3 * H, "gru": 2 * H}.get(self.cell, 0)] = 0.5
         w_x, b_x, w_h, b_h = [], [], [], []
         for k in range(self.L):
+            if self.scan:  # no recurrent matrix: the product of h_k feeds the layer above alone
+                w_x.append(sd[f"rnn.weight_ih_l{k}"].T)
+                b_x.append(sd[f"rnn.bias_ih_l{k}"])
+                w_h.append(np.zeros((H, 0), np.float32))
+                b_h.append(np.zeros(0, np.float32))
+                continue
             b_ih, b_hh = sd[f"rnn.bias_ih_l{k}"][order] * scale, sd[f"rnn.bias_hh_l{k}"][order] * scale
             w_x.append(sd[f"rnn.weight_ih_l{k}"][order].T * scale)
             w_h.append(sd[f"rnn.weight_hh_l{k}"][order].T * scale)
@@ -161,9 +180,10 @@ class FastStepper:
                                                        np.concatenate([b_h[k], b_x[k + 1]])]), dtype=np.float32)
                        for k in range(self.L)]
         self.w_next_t = [torch.from_numpy(w) for w in self.w_next]
-        self.compiled = compiled_loop and compiled() is not None
+        self.compiled = compiled_loop and compiled() is not None and not self.scan
         if precision == "bf16" and not self.compiled:
-            raise ValueError("bf16 sampling weights need the compiled sampler (rnnkit._csample)")
+            raise ValueError("bf16 sampling weights need the compiled sampler (rnnkit._csample), which steps "
+                             "rnn, lstm and gru")
         self.precision, self.threads = precision, threads
         if self.compiled:  # the compiled loop's copy: packed in tiles, in bf16 if asked
             self.w_run = [pack(to_bf16(w) if precision == "bf16" else w, _csample.TILE) for w in self.w_next]
@@ -250,6 +270,12 @@ class FastStepper:
                 h -= S.tmp
                 h *= S.z
                 h += S.tmp  # h = (1 - z) * n + z * h
+            elif self.cell == "mingru":  # x = [k_z, k_h]: h = (1 - z) h + z g(k_h)
+                z = 0.5 * np.tanh(0.5 * x[..., :H]) + 0.5
+                h += z * (_g(x[..., H:]) - h)
+            elif self.cell == "minlstm":  # x = [k_f, k_i, k_h]: h = f' h + i' g(k_h), f' + i' = 1
+                f, i = 0.5 * np.tanh(0.5 * x[..., :H]) + 0.5, 0.5 * np.tanh(0.5 * x[..., H:2 * H]) + 0.5
+                h += i / (f + i) * (_g(x[..., 2 * H:]) - h)
             else:
                 np.add(x, S.rec[k], out=S.pre)
                 if self.relu:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import SampleConfig, build
+from .config import SCAN_CELLS, SampleConfig, build
 from .errors import ConfigError, DataError, UsageError
 from .fastsample import FastStepper, compiled as compiled_sampler
 from .models.generator import BOUNDARY, CharGenerator, example_ids
@@ -180,7 +180,8 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
     compiled = False
     if fast:
         offset = model.input_offset(class_index) if class_index is not None else None
-        stepper = FastStepper(model, offset=offset, precision=opts.sample_weights if compiled_sampler() else "fp32")
+        bf16 = opts.sample_weights == "bf16" and compiled_sampler() and model.config.cell not in SCAN_CELLS
+        stepper = FastStepper(model, offset=offset, precision="bf16" if bf16 else "fp32")  # bf16: compiled loop only
         state = stepper.from_torch_state(state)
         compiled = state.net is not None
     else:

@@ -5,7 +5,8 @@ from rnnkit.config import ModelConfig
 from rnnkit.models import CharRNN
 
 CASES = [("rnn", "tanh", 1), ("rnn", "relu", 2), ("lstm", "tanh", 1), ("lstm", "tanh", 3), ("gru", "tanh", 1),
-         ("gru", "tanh", 2)]
+         ("gru", "tanh", 2), ("mingru", "tanh", 2), ("minlstm", "tanh", 3)]
+CELLS = ["rnn", "lstm", "gru", "mingru", "minlstm"]
 
 
 def _model(cell, nonlinearity="tanh", layers=2, dropout=0.0):
@@ -34,7 +35,7 @@ def test_fused_and_per_step_cells_agree(cell, nonlinearity, layers):
         torch.testing.assert_close(trace.c[0][:, -1], new[1][0], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_fused_and_per_step_gradients_agree(cell):
     model = _model(cell)
     tokens, targets = torch.randint(0, 13, (2, 9)), torch.randint(0, 13, (2, 9))
@@ -48,7 +49,7 @@ def test_fused_and_per_step_gradients_agree(cell):
         torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_whole_sequence_equals_chunks_with_carried_state(cell):
     model = _model(cell, layers=2).eval()
     tokens = torch.randint(0, 13, (4, 40))

@@ -4,7 +4,7 @@ import torch
 
 from rnnkit.config import ModelConfig
 from rnnkit.models import CharRNN
-from rnnkit.reference import NumpyCharRNN, ReferenceLSTM, ReferenceRNN
+from rnnkit.reference import NumpyCharRNN, ReferenceLSTM, ReferenceMinGRU, ReferenceMinLSTM, ReferenceRNN
 
 V, H, E = 7, 6, 5
 
@@ -12,6 +12,10 @@ V, H, E = 7, 6, 5
 def _make(kind, nonlinearity="tanh"):
     if kind == "lstm":
         return ReferenceLSTM(V, H, E, seed=1, forget_bias=1.0)
+    if kind in ("mingru", "minlstm"):
+        ref = (ReferenceMinGRU if kind == "mingru" else ReferenceMinLSTM)(V, H, E, seed=1)
+        ref.params["rnn.bias_ih_l0"] += np.linspace(-2, 2, ref.params["rnn.bias_ih_l0"].size)  # both sides of g's knee
+        return ref
     return ReferenceRNN(V, H, E, seed=1, nonlinearity=nonlinearity)
 
 
@@ -25,7 +29,8 @@ def _state(model, B=3):
     return tuple(rng.standard_normal((B, H)) * 0.5 for _ in model.STATE)
 
 
-@pytest.mark.parametrize("kind,nonlinearity", [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh")])
+@pytest.mark.parametrize("kind,nonlinearity", [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("mingru", "tanh"),
+                                              ("minlstm", "tanh")])
 def test_gradients_match_numerical_gradients(kind, nonlinearity):
     model = _make(kind, nonlinearity)
     x, y = _data()
@@ -46,7 +51,8 @@ def test_gradients_match_numerical_gradients(kind, nonlinearity):
         assert rel < 1e-6, (name, rel)
 
 
-@pytest.mark.parametrize("kind,nonlinearity", [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh")])
+@pytest.mark.parametrize("kind,nonlinearity", [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("mingru", "tanh"),
+                                              ("minlstm", "tanh")])
 def test_numpy_matches_pytorch_autograd_on_the_same_weights(kind, nonlinearity):
     ref = _make(kind, nonlinearity)
     x, y = _data(seed=3)
@@ -66,9 +72,10 @@ def test_numpy_matches_pytorch_autograd_on_the_same_weights(kind, nonlinearity):
         np.testing.assert_allclose(a, b[0].detach().numpy(), rtol=1e-12, atol=1e-12)
 
 
-def test_numpy_backend_module_trains_like_the_torch_model():
+@pytest.mark.parametrize("cell", ["lstm", "minlstm"])
+def test_numpy_backend_module_trains_like_the_torch_model(cell):
     """The autograd bridge hands NumPy's gradients to the optimizer: same steps as CharRNN in float64."""
-    cfg = ModelConfig(cell="lstm", num_layers=1, hidden_size=H, embed_size=E, vocab_size=V)
+    cfg = ModelConfig(cell=cell, num_layers=1, hidden_size=H, embed_size=E, vocab_size=V)
     ref = NumpyCharRNN(cfg, seed=2)
     twin = CharRNN(cfg).double()
     twin.load_state_dict(ref.state_dict())

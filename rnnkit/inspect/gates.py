@@ -16,7 +16,8 @@ import numpy as np
 from ..plotting import pyplot, save_png
 from .activations import Activations
 
-SIGMOID_GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update")}
+SIGMOID_GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update"), "mingru": ("update",),
+                 "minlstm": ("forget", "input")}  # minlstm's as normalised, f' + i' = 1
 # What a unit whose gate is (shut, open) most of the time does.
 MEANING = {
     "input": ("rarely write to their cell", "write to their cell at every step"),
@@ -24,6 +25,9 @@ MEANING = {
     "output": ("keep their cell hidden", "always expose their cell"),
     "reset": ("ignore the previous state", "use all of the previous state"),
     "update": ("overwrite their state", "keep their state"),
+    # minGRU's update gate is the other way round from PyTorch's GRU: h' = (1 - z) h + z h~
+    ("mingru", "update"): ("keep their state", "overwrite their state"),
+    ("minlstm", "input"): ("rarely write to their state", "write to their state at every step"),
 }
 
 
@@ -33,6 +37,7 @@ class GateSaturation:
     layer: int  # 0-based
     left: np.ndarray  # (H,) fraction of steps below `low`
     right: np.ndarray  # (H,) fraction of steps above `high`
+    cell: str = "lstm"  # the family, for what a gate's saturation means (MEANING)
 
 
 def saturation(acts: Activations, cell: str, low: float = 0.1, high: float = 0.9) -> list[GateSaturation]:
@@ -40,7 +45,7 @@ def saturation(acts: Activations, cell: str, low: float = 0.1, high: float = 0.9
     out = []
     for gate in SIGMOID_GATES.get(cell, ()):
         for layer, values in enumerate(acts.gates[gate]):
-            out.append(GateSaturation(gate, layer, (values < low).mean(axis=0), (values > high).mean(axis=0)))
+            out.append(GateSaturation(gate, layer, (values < low).mean(axis=0), (values > high).mean(axis=0), cell))
     return out
 
 
@@ -50,7 +55,7 @@ def summary(stats: list[GateSaturation], majority: float = 0.5) -> list[str]:
     lines = []
     for s in stats:
         right, left = (s.right > majority).mean(), (s.left > majority).mean()
-        shut, open_ = MEANING[s.gate]
+        shut, open_ = MEANING.get((s.cell, s.gate), MEANING[s.gate])
         lines.append(f"layer {s.layer + 1}: {right:.0%} of {s.gate}-gate units are right-saturated more than half "
                      f"the time: these {open_}; {left:.0%} are left-saturated more than half the time: these {shut}")
     return lines

@@ -20,6 +20,7 @@ from torch import nn
 
 STATE = ("h",)
 GATES = ("reset", "update", "new")
+WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # a layer's parameters, in the order `cell` takes them
 
 
 def make_fused(input_size: int, config, bidirectional: bool = False) -> nn.GRU:

@@ -1,6 +1,6 @@
 """The character-level language model: embedding -> recurrent layers -> linear head.
 
-One model contract for every family (rnn, lstm, gru):
+One model contract for every family (rnn, lstm, gru, mingru, minlstm):
 
     logits, state = model(tokens, state=None)
 
@@ -10,9 +10,11 @@ the state: pass it back in to continue the text (truncated BPTT, sampling), `det
 between training chunks, drop it to reset. Nothing is remembered inside the module.
 
 Two implementations compute the same function with the same parameters:
-- `forward` runs the fused `nn.RNN/LSTM/GRU` (fast; used to train and sample);
-- `forward_steps` runs the family's readable per-step `cell` (models/rnn.py, lstm.py, gru.py) and
-  also returns every step's hidden state, LSTM cell state and gate activations, for inspection.
+- `forward` runs the fused `nn.RNN/LSTM/GRU`, or for mingru and minlstm the parallel scan of
+  models/scan.py (fast; used to train and sample);
+- `forward_steps` runs the family's readable per-step `cell` (models/rnn.py, lstm.py, gru.py, mingru.py,
+  minlstm.py) and also returns every step's hidden state, LSTM cell state and gate activations, for
+  inspection.
 tests/test_models.py proves they agree.
 """
 
@@ -26,9 +28,9 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..data.corpus import normalize_newlines
-from . import gru, lstm, rnn
+from . import gru, lstm, mingru, minlstm, rnn
 
-FAMILIES = {"rnn": rnn, "lstm": lstm, "gru": gru}
+FAMILIES = {"rnn": rnn, "lstm": lstm, "gru": gru, "mingru": mingru, "minlstm": minlstm}
 
 State = tuple  # tuple of (L, B, H) tensors
 
@@ -95,8 +97,9 @@ class CharRNN(nn.Module):
     # -- the readable per-step path ---------------------------------------------------------------
 
     def layer_weights(self, k: int) -> tuple:
-        """(w_ih, w_hh, b_ih, b_hh) of layer k, as stored by the fused module."""
-        return tuple(getattr(self.rnn, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        """Layer k's parameters as stored by the fused module, in the order the family's `cell` takes
+        them: (w_ih, w_hh, b_ih, b_hh), or (w_ih, b_ih) for mingru and minlstm."""
+        return tuple(getattr(self.rnn, f"{name}_l{k}") for name in self.family.WEIGHTS)
 
     def forward_steps(self, tokens: torch.Tensor, state: State | None = None):
         """Same function as `forward`, one cell step at a time, recording internals.

@@ -16,6 +16,7 @@ from torch import nn
 
 STATE = ("h",)  # what the cell carries from step to step
 GATES = ()  # no gates: the whole state is one squashed linear map
+WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # a layer's parameters, in the order `cell` takes them
 
 
 def make_fused(input_size: int, config, bidirectional: bool = False) -> nn.RNN:

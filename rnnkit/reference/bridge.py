@@ -15,26 +15,26 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import ConfigError
 from .lstm import ReferenceLSTM
+from .minrnn import ReferenceMinGRU, ReferenceMinLSTM
 from .rnn import ReferenceRNN
-
-NAMES = ("embed.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0",
-         "head.weight", "head.bias")
 
 
 def build_reference(config: ModelConfig, seed: int = 0):
-    """A NumPy reference model for `config` (1 layer, rnn or lstm, no dropout)."""
-    if config.cell not in ("rnn", "lstm") or config.num_layers != 1 or config.dropout:
-        raise ConfigError("--backend numpy supports --cell rnn or lstm with --num-layers 1 and no --dropout")
+    """A NumPy reference model for `config` (1 layer, rnn, lstm, mingru or minlstm, no dropout)."""
+    if config.cell == "gru" or config.num_layers != 1 or config.dropout:
+        raise ConfigError("--backend numpy supports --cell rnn, lstm, mingru or minlstm with --num-layers 1 and no --dropout")
     args = (config.vocab_size, config.hidden_size, config.embed_size)
     if config.cell == "rnn":
         return ReferenceRNN(*args, seed=seed, nonlinearity=config.nonlinearity)
-    return ReferenceLSTM(*args, seed=seed, forget_bias=config.forget_bias)
+    if config.cell == "lstm":
+        return ReferenceLSTM(*args, seed=seed, forget_bias=config.forget_bias)
+    return {"mingru": ReferenceMinGRU, "minlstm": ReferenceMinLSTM}[config.cell](*args, seed=seed)
 
 
 class _NumpyForward(torch.autograd.Function):
     @staticmethod
     def forward(ctx, ref, tokens, state, *params):
-        ref.params = {n: p.detach().cpu().numpy() for n, p in zip(NAMES, params)}  # views, no copies
+        ref.params = {n: p.detach().cpu().numpy() for n, p in zip(ref.names(), params)}  # views, no copies
         np_state = tuple(s[0].detach().cpu().numpy().astype(np.float64) for s in state)  # (B, H) each
         logits, new_state, cache = ref.forward(tokens.cpu().numpy(), np_state)
         ctx.ref, ctx.cache = ref, cache
@@ -45,7 +45,7 @@ class _NumpyForward(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dlogits, *unused_state_grads):
         grads = ctx.ref.backward(dlogits.detach().cpu().numpy(), ctx.cache)
-        return (None, None, None) + tuple(torch.from_numpy(grads[n]) for n in NAMES)
+        return (None, None, None) + tuple(torch.from_numpy(grads[n]) for n in ctx.ref.names())
 
 
 class _Holder(nn.Module):
@@ -61,7 +61,7 @@ class NumpyCharRNN(nn.Module):
         self.vocab = vocab
         self.ref = build_reference(config, seed)
         self.embed, self.rnn, self.head = _Holder(), _Holder(), _Holder()
-        for name in NAMES:
+        for name in self.ref.names():
             owner, attr = name.split(".")
             getattr(self, owner).register_parameter(attr, nn.Parameter(torch.from_numpy(self.ref.params[name])))
 
@@ -76,6 +76,6 @@ class NumpyCharRNN(nn.Module):
     def forward(self, tokens: torch.Tensor, state=None):
         if state is None:
             state = self.init_state(tokens.shape[0])
-        params = [self.get_parameter(n) for n in NAMES]
+        params = [self.get_parameter(n) for n in self.ref.names()]
         logits, *new_state = _NumpyForward.apply(self.ref, tokens, tuple(state), *params)
         return logits, tuple(new_state)

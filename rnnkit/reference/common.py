@@ -30,36 +30,38 @@ class ReferenceModel:
     """Embedding -> one recurrent layer (subclass) -> linear head, with hand-written backprop.
 
     Parameters live in `self.params` under CharRNN's state_dict names, so weights move between the
-    two with no renaming. Subclasses set GATE_ROWS (how many H-tall blocks the input matrix has) and
-    implement `recurrent_forward` / `recurrent_backward`.
+    two with no renaming. Subclasses set GATE_ROWS (how many H-tall blocks the input matrix has),
+    RNN_PARAMS (the recurrent layer's parameters, in the order `recurrent_backward` returns their
+    gradients) and implement `recurrent_forward` / `recurrent_backward`.
     """
 
     GATE_ROWS = 1
     STATE = ("h",)
+    RNN_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
     def __init__(self, vocab_size: int, hidden_size: int, embed_size: int, seed: int = 0, dtype=np.float64):
         rng = np.random.default_rng(seed)
         V, H, E, G = vocab_size, hidden_size, embed_size, self.GATE_ROWS
         k = 1 / np.sqrt(H)  # PyTorch's initialisation ranges, so both start alike
         u = lambda *shape, scale=k: rng.uniform(-scale, scale, size=shape).astype(dtype)
-        self.params = {
-            "embed.weight": rng.standard_normal((V, E)).astype(dtype),
-            "rnn.weight_ih_l0": u(G * H, E),
-            "rnn.weight_hh_l0": u(G * H, H),
-            "rnn.bias_ih_l0": u(G * H),
-            "rnn.bias_hh_l0": u(G * H),
-            "head.weight": u(V, H),
-            "head.bias": u(V),
-        }
+        shapes = {"weight_ih": (G * H, E), "weight_hh": (G * H, H), "bias_ih": (G * H,), "bias_hh": (G * H,)}
+        self.params = {"embed.weight": rng.standard_normal((V, E)).astype(dtype)}
+        self.params.update({f"rnn.{n}_l0": u(*shapes[n]) for n in self.RNN_PARAMS})
+        self.params.update({"head.weight": u(V, H), "head.bias": u(V)})
         self.hidden_size = H
+
+    @classmethod
+    def names(cls) -> tuple:
+        """The parameters' CharRNN state_dict names."""
+        return ("embed.weight", *(f"rnn.{n}_l0" for n in cls.RNN_PARAMS), "head.weight", "head.bias")
 
     def init_state(self, batch_size: int) -> tuple:
         dtype = self.params["head.weight"].dtype
         return tuple(np.zeros((batch_size, self.hidden_size), dtype=dtype) for _ in self.STATE)
 
     def rnn_weights(self) -> tuple:
-        p = self.params
-        return p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"], p["rnn.bias_ih_l0"], p["rnn.bias_hh_l0"]
+        """The recurrent layer's parameters, in RNN_PARAMS order."""
+        return tuple(self.params[f"rnn.{n}_l0"] for n in self.RNN_PARAMS)
 
     def forward(self, tokens: np.ndarray, state: tuple | None = None):
         """tokens (B, T) -> logits (B, T, V), final state (tuple of (B, H)), cache for `backward`."""
@@ -80,7 +82,7 @@ class ReferenceModel:
                  "head.bias": dlogits.sum(axis=(0, 1))}
         dHs = dlogits @ self.params["head.weight"]  # (B, T, H)
         dX, rgrads = self.recurrent_backward(dHs, rcache)  # dX (B, T, E)
-        grads.update(zip(("rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0"), rgrads))
+        grads.update(zip((f"rnn.{n}_l0" for n in self.RNN_PARAMS), rgrads))
         dE = np.zeros_like(self.params["embed.weight"])
         np.add.at(dE, tokens, dX)  # rows of repeated characters accumulate
         grads["embed.weight"] = dE
