@@ -21,6 +21,44 @@ def describe() -> str:
             f"Python {platform.python_version()}, {platform.system()} {platform.machine()}")
 
 
+def fma_peak(threads: int | None = None, seconds: float = 0.5) -> dict | None:
+    """The CPU's float32 multiply-add peak, measured: rnnkit's compiled probe (`_csample.fma_flops`,
+    chains of fused multiply-adds on registers at the widest vector width the compiled sampler uses)
+    on one thread, and on `threads` (default: every core) at once. GFLOP/s; None without the module.
+
+    This is the hardware's ceiling (vector width x FMA ports x clock, as the clock really runs), which
+    no matrix product can beat; a "peak" from torch.matmul is only what that BLAS reaches."""
+    try:
+        from rnnkit import _csample
+    except ImportError:
+        return None
+    import threading
+    import time
+
+    def rate(n: int) -> float:
+        iters, elapsed = 1 << 16, 0.0
+        while elapsed < seconds / 10:  # grow the work until one call takes a tenth of the time asked
+            iters *= 2
+            t = time.perf_counter()
+            _csample.fma_flops(iters)
+            elapsed = time.perf_counter() - t
+        iters = int(iters * seconds / elapsed)  # each thread's share: about `seconds` of work
+        flops = [0.0] * n
+        def work(i):
+            flops[i] = _csample.fma_flops(iters)
+        pool = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+        t = time.perf_counter()
+        for th in pool:
+            th.start()
+        for th in pool:
+            th.join()
+        return sum(flops) / (time.perf_counter() - t) / 1e9
+
+    n = threads or os.cpu_count() or 1
+    return {"isa": _csample.ISA, "one_core_gflops": round(max(rate(1) for _ in range(3)), 1),
+            "all_cores_gflops": round(max(rate(n) for _ in range(3)), 1), "cores": n}
+
+
 def emit(report: dict, path: Path | None = None) -> None:
     """Print a benchmark's report as JSON, and write it to `path` too if one was given (--json)."""
     text = json.dumps(report, indent=2, ensure_ascii=False)

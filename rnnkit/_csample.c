@@ -1,7 +1,7 @@
 /* rnnkit._csample: the fast sampler's per-character loop in C (rnnkit.fastsample drives it).
 
    One call runs many steps of N streams: the recurrent step on rnnkit.fastsample's pre-arranged
-   weights (fp32, or a bf16 copy read as fp32), then the choice of each stream's next token from its
+   weights (fp32, or a bf16 or int8 copy read as fp32), then the choice of each stream's next token from its
    logits with the caller's uniform numbers, exactly as rnnkit.sample.choose does (greedy; or
    temperature, top-k and top-p, then the inverse CDF). The inner loops are compiled three times, for
    AVX-512, AVX2 + FMA and the baseline x86-64 (or once, elsewhere), and the copy the CPU supports is
@@ -19,17 +19,19 @@
 
 #define MAX_LAYERS 16
 enum { CELL_TANH = 0, CELL_RELU = 1, CELL_LSTM = 2, CELL_GRU = 3 };
+enum { W_F32 = 0, W_BF16 = 1, W_INT8 = 2 }; /* how the packed weights are stored */
 
 typedef struct {
-    int cell, L, bf16, threads; /* threads: how many may share a step's products (1: this one alone) */
+    int cell, L, wtype, threads; /* threads: how many may share a step's products (1: this one alone) */
     long n, H, G, V, rows; /* streams, hidden, pre-activation width, logits, table rows */
     const float *table;    /* (rows, G): layer 0's input pre-activation of every symbol */
     const void *w[MAX_LAYERS];
     long M[MAX_LAYERS]; /* columns of w[k]: G + the width above */
+    const float *aux[MAX_LAYERS]; /* int8 weights: (2, M[k]), each column's scale, then its bias */
     float *h1[MAX_LAYERS], *c[MAX_LAYERS], *out[MAX_LAYERS];
     float *pre, *tmp; /* scratch: G and H floats */
     PyObject *keep;   /* the arrays above, kept alive while the net exists */
-    Py_buffer views[4 * MAX_LAYERS + 3];
+    Py_buffer views[5 * MAX_LAYERS + 3];
     int nviews;
 } Net;
 
@@ -83,6 +85,7 @@ typedef struct {
 
 static void (*cells_impl)(Net *, int, const int64_t *) = cells_base;
 static void (*product_impl)(Net *, int, long, long) = product_base;
+static double (*fma_impl)(long) = fma_loop_base;
 static const char *isa = "baseline";
 
 /* -- threads sharing a step's products ------------------------------------------------------------
@@ -323,17 +326,18 @@ static void *view(Net *net, PyObject *obj, Py_ssize_t itemsize, Py_ssize_t items
 }
 
 static PyObject *make(PyObject *self, PyObject *args) {
-    int cell, bf16, threads;
+    int cell, wtype, threads;
     long H, n;
-    PyObject *table, *weights, *widths, *h1, *c, *out, *pre, *tmp;
-    if (!PyArg_ParseTuple(args, "illOO!O!O!OO!OOpi", &cell, &H, &n, &table, &PyList_Type, &weights, &PyList_Type,
-                          &widths, &PyList_Type, &h1, &c, &PyList_Type, &out, &pre, &tmp, &bf16, &threads))
+    PyObject *table, *weights, *widths, *h1, *c, *out, *pre, *tmp, *aux;
+    if (!PyArg_ParseTuple(args, "illOO!O!O!OO!OOiiO", &cell, &H, &n, &table, &PyList_Type, &weights, &PyList_Type,
+                          &widths, &PyList_Type, &h1, &c, &PyList_Type, &out, &pre, &tmp, &wtype, &threads, &aux))
         return NULL;
     Py_ssize_t L = PyList_GET_SIZE(weights);
     if (L < 1 || L > MAX_LAYERS || PyList_GET_SIZE(h1) != L || PyList_GET_SIZE(out) != L ||
         PyList_GET_SIZE(widths) != L ||
         (cell == CELL_LSTM) != (c != Py_None) || (c != Py_None && (!PyList_Check(c) || PyList_GET_SIZE(c) != L)) ||
-        cell < 0 || cell > 3 || H < 1 || n < 1) {
+        cell < 0 || cell > 3 || H < 1 || n < 1 || wtype < W_F32 || wtype > W_INT8 ||
+        (wtype == W_INT8) != (aux != Py_None) || (aux != Py_None && (!PyList_Check(aux) || PyList_GET_SIZE(aux) != L))) {
         PyErr_SetString(PyExc_ValueError, "inconsistent sampler layout");
         return NULL;
     }
@@ -344,10 +348,10 @@ static PyObject *make(PyObject *self, PyObject *args) {
         PyMem_Free(net);
         return NULL;
     }
-    net->cell = cell, net->L = (int)L, net->bf16 = bf16, net->n = n, net->H = H;
+    net->cell = cell, net->L = (int)L, net->wtype = wtype, net->n = n, net->H = H;
     net->threads = threads < 1 ? 1 : threads > MAX_WORKERS + 1 ? MAX_WORKERS + 1 : threads;
     net->G = H * (cell == CELL_LSTM ? 4 : cell == CELL_GRU ? 3 : 1);
-    net->keep = Py_BuildValue("(OOOOOOO)", table, weights, h1, c, out, pre, tmp);
+    net->keep = Py_BuildValue("(OOOOOOOO)", table, weights, h1, c, out, pre, tmp, aux);
     if (!net->keep) goto fail;
     if (!(net->table = view(net, table, 4, net->G, 0, "table"))) goto fail;
     net->rows = (long)(net->views[net->nviews - 1].len / (4 * net->G));
@@ -363,7 +367,11 @@ static PyObject *make(PyObject *self, PyObject *args) {
             goto fail;
         }
         long tiles = (net->M[k] + TW - 1) / TW;
-        if (!(net->w[k] = view(net, w, bf16 ? 2 : 4, tiles * (H + 1) * TW, 0, "weights"))) goto fail;
+        const long rows = wtype == W_INT8 ? H : H + 1; /* int8: the biases travel in aux */
+        if (!(net->w[k] = view(net, w, wtype == W_F32 ? 4 : wtype == W_BF16 ? 2 : 1, tiles * rows * TW, 0, "weights")))
+            goto fail;
+        if (aux != Py_None && !(net->aux[k] = view(net, PyList_GET_ITEM(aux, k), 4, 2 * net->M[k], 0, "scales")))
+            goto fail;
         if (!(net->h1[k] = view(net, PyList_GET_ITEM(h1, k), 4, n * (H + 1), 1, "h1"))) goto fail;
         if (!(net->out[k] = view(net, PyList_GET_ITEM(out, k), 4, n * net->M[k], 1, "out"))) goto fail;
         if (c != Py_None && !(net->c[k] = view(net, PyList_GET_ITEM(c, k), 4, n * H, 1, "c"))) goto fail;
@@ -486,9 +494,22 @@ out:
     return result;
 }
 
+/* fma_flops(iters) -> flops: the FMA probe on this copy's vector width, with the GIL released so that
+   one Python thread per core measures them all at once. */
+static PyObject *fma_flops(PyObject *self, PyObject *args) {
+    long iters;
+    if (!PyArg_ParseTuple(args, "l", &iters)) return NULL;
+    double flops;
+    Py_BEGIN_ALLOW_THREADS
+    flops = fma_impl(iters);
+    Py_END_ALLOW_THREADS
+    return PyFloat_FromDouble(flops);
+}
+
 static PyMethodDef methods[] = {
+    {"fma_flops", fma_flops, METH_VARARGS, "fma_flops(iters) -> float32 flops of register-only multiply-adds"},
     {"make", make, METH_VARARGS,
-     "make(cell, H, n, table, packed weights, widths, h1, c, out, pre, tmp, bf16, threads) -> net"},
+     "make(cell, H, n, table, packed weights, widths, h1, c, out, pre, tmp, wtype, threads, aux) -> net"},
     {"step", step, METH_VARARGS, "step(net, tokens): one step of every stream"},
     {"run", run, METH_VARARGS,
      "run(net, last, uniforms, tokens, greedy, temperature, top_k, top_p, end, step_last) -> steps"},
@@ -504,9 +525,9 @@ PyMODINIT_FUNC PyInit__csample(void) {
     __builtin_cpu_init();
     if (!no512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-        cells_impl = cells_avx512, product_impl = product_avx512, isa = "avx512";
+        cells_impl = cells_avx512, product_impl = product_avx512, fma_impl = fma_loop_avx512, isa = "avx512";
     else if (!no256 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        cells_impl = cells_avx2, product_impl = product_avx2, isa = "avx2";
+        cells_impl = cells_avx2, product_impl = product_avx2, fma_impl = fma_loop_avx2, isa = "avx2";
 #endif
     PyObject *m = PyModule_Create(&module);
     if (m && (PyModule_AddStringConstant(m, "ISA", isa) < 0 || PyModule_AddIntConstant(m, "TILE", TW) < 0)) {

@@ -44,6 +44,7 @@ static void FN(tanh_n)(float *y, const float *x, long n) { /* in place is fine *
 typedef float FN(vf) __attribute__((vector_size(VW * 4)));
 typedef uint32_t FN(vu) __attribute__((vector_size(VW * 4)));
 typedef uint16_t FN(vh) __attribute__((vector_size(VW * 2)));
+typedef int8_t FN(vb) __attribute__((vector_size(VW)));
 
 static inline FN(vf) FN(load_f32)(const float *p) {
     FN(vf) v;
@@ -58,6 +59,12 @@ static inline FN(vf) FN(load_bf16)(const uint16_t *p) {
     FN(vf) f;
     memcpy(&f, &u, sizeof f);
     return f;
+}
+
+static inline FN(vf) FN(load_i8)(const int8_t *p) {
+    FN(vb) x;
+    memcpy(&x, p, sizeof x);
+    return __builtin_convertvector(x, FN(vf));
 }
 
 /* The weights arrive packed (rnnkit.fastsample.pack): the columns of w (K, M) cut into tiles of TW,
@@ -126,6 +133,7 @@ static inline FN(vf) FN(load_bf16)(const uint16_t *p) {
 
 MATMUL(FN(matmul_f32), float, FN(load_f32))
 MATMUL(FN(matmul_bf16), uint16_t, FN(load_bf16))
+MATMUL(FN(matmul_i8), int8_t, FN(load_i8))
 #undef MATMUL
 #undef TILE
 
@@ -169,11 +177,43 @@ static void FN(cells)(Net *net, int k, const int64_t *tokens) {
 /* Layer k's product out[k] = h1[k] @ w[k], column tiles t0..t1 - 1 (a thread's share). */
 static void FN(product)(Net *net, int k, long t0, long t1) {
     const long H = net->H;
-    if (net->bf16)
+    if (net->wtype == W_BF16)
         FN(matmul_bf16)(net->h1[k], H + 1, net->n, (const uint16_t *)net->w[k], H + 1, net->M[k], net->out[k], t0, t1);
-    else
+    else if (net->wtype == W_F32)
         FN(matmul_f32)(net->h1[k], H + 1, net->n, (const float *)net->w[k], H + 1, net->M[k], net->out[k], t0, t1);
+    else { /* int8: the H weight rows (no bias row) in whole numbers, then each column's scale and bias */
+        FN(matmul_i8)(net->h1[k], H + 1, net->n, (const int8_t *)net->w[k], H, net->M[k], net->out[k], t0, t1);
+        const long M = net->M[k], c1 = t1 * TW < M ? t1 * TW : M;
+        const float *scale = net->aux[k], *bias = net->aux[k] + M;
+        for (long s = 0; s < net->n; s++) {
+            float *o = net->out[k] + s * M;
+            for (long c = t0 * TW; c < c1; c++) o[c] = o[c] * scale[c] + bias[c];
+        }
+    }
 }
+
+/* The FMA peak probe (rnnkit.fastsample.fma_peak): independent chains of VW-lane multiply-adds kept in
+   registers, nothing read from memory (an empty asm statement keeps the compiler from
+   folding the loop), enough chains to cover the FMA latency on two ports (16 of
+   the 32 AVX-512 registers; 10 of AVX2's 16). Returns the float32 flops done (2 per lane per FMA). */
+#define CHAINS (VW == 16 ? 16 : 10)
+static double FN(fma_loop)(long iters) {
+    FN(vf) acc[CHAINS], m, a;
+    for (int l = 0; l < VW; l++) m[l] = 0.9999999f, a[l] = 1e-7f;
+    for (int k = 0; k < CHAINS; k++)
+        for (int l = 0; l < VW; l++) acc[k][l] = 1.0f + 1e-3f * (float)(k * VW + l);
+    for (long it = 0; it < iters; it++)
+        for (int k = 0; k < CHAINS; k++) {
+            acc[k] = acc[k] * m + a;
+            __asm__ volatile("" : "+x"(acc[k]));  /* opaque to the optimiser: every FMA is done */
+        }
+    volatile float sink = 0;  /* the result is used, so the loop stays */
+    for (int k = 0; k < CHAINS; k++)
+        for (int l = 0; l < VW; l++) sink += acc[k][l];
+    (void)sink;
+    return 2.0 * CHAINS * VW * (double)iters;
+}
+#undef CHAINS
 
 #undef FN
 #undef CAT

@@ -537,9 +537,11 @@ class SampleConfig:
     unknown: str = _opt("error", "characters of the prime that the vocabulary lacks: error or skip",
                         ("error", "skip"))
     sample_weights: str = _opt("fp32", "the compiled sampler's copy of the weights: fp32 (the same text as the "
-                               "NumPy path for a seed), or bf16 (half the bytes a step reads: faster for models "
-                               "whose weights outgrow the CPU's cache, such as 2x512; each next-character "
-                               "distribution within 0.01 of fp32's; rnn, lstm and gru: mingru and minlstm step on NumPy in fp32)", ("fp32", "bf16"))
+                               "NumPy path for a seed); bf16 (half the bytes a step reads; each next-character "
+                               "probability within 0.01 of fp32's) or int8 (a quarter: whole numbers with a scale "
+                               "per column; within 0.02), faster for models whose weights outgrow the CPU's cache, "
+                               "such as 2x512. For rnn, lstm and gru; mingru and minlstm step on NumPy in fp32",
+                               ("fp32", "bf16", "int8"))
 
     def __post_init__(self):
         _check_choices(self)

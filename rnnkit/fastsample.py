@@ -23,7 +23,7 @@ mingru and minlstm step here too, on NumPy only: their gates read only the input
 product has no recurrent half (h_k @ [W_ih_{k+1}^T], G = 0 below) and the cell is elementwise.
 
 The compiled loop works on the same state buffers, with the products' weights packed in tiles of
-64 columns (`pack`; fp32, or a bfloat16 copy), and `run` goes further: it chooses each token too,
+64 columns (`pack`; fp32, or a bfloat16 or int8 copy), and `run` goes further: it chooses each token too,
 from the uniforms the caller drew, exactly as rnnkit.sample.choose does, for many steps per call.
 The NumPy code below is its reference (tests compare the two step by step and token by token) and
 its fallback (`compiled()` is None without the module, or with RNNKIT_SAMPLER=numpy).
@@ -45,6 +45,7 @@ except ImportError:  # pragma: no cover - an install without a compiler
 
 BATCHED = 8  # streams from which a step's products go through torch.mm instead of np.dot
 CELLS = {"rnn": 0, "relu": 1, "lstm": 2, "gru": 3}  # _csample's cell codes
+WTYPES = {"fp32": 0, "bf16": 1, "int8": 2}  # and how its packed weights are stored
 
 
 def compiled() -> str | None:
@@ -69,6 +70,18 @@ def to_bf16(w: np.ndarray) -> np.ndarray:
 
 def from_bf16(bits: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def to_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A product's weights [W; biases] (K + 1, M) -> (q (K, M) int8, aux (2, M) float32): each column's
+    weights as whole numbers in [-127, 127] times that column's scale (its largest |weight| / 127),
+    rounded to nearest, and the biases kept apart in float32, so that a large bias does not coarsen the
+    column's weights. w[:-1] is approximately q * aux[0]; the bias row is aux[1] exactly."""
+    weights, bias = w[:-1], w[-1]
+    scale = np.abs(weights).max(axis=0) / 127
+    scale[scale == 0] = 1.0  # an all-zero column: any scale gives zeros
+    q = np.clip(np.rint(weights / scale), -127, 127).astype(np.int8)
+    return q, np.ascontiguousarray(np.stack([scale, bias]), dtype=np.float32)
 
 
 def pack(w: np.ndarray, tile: int) -> np.ndarray:
@@ -114,7 +127,8 @@ class StepState:
             self._scratch = (np.empty(G, dtype=np.float32), np.empty(H, dtype=np.float32))
             self.net = _csample.make(CELLS["relu" if stepper.relu else stepper.cell], H, n, stepper.table,
                                      stepper.w_run, [w.shape[1] for w in stepper.w_next], self.h1, self.c, self.out,
-                                     *self._scratch, stepper.precision == "bf16", stepper.threads_for(n))
+                                     *self._scratch, WTYPES[stepper.precision], stepper.threads_for(n),
+                                     stepper.aux)
         if stepper.cell == "lstm":  # gates arranged [i, f, o | g]: the sigmoids are one slice
             self.pre_sig, self.g = pre[:, :3 * H], pre[:, 3 * H:]
             self.sig, self.i, self.f, self.o = s[:, :3 * H], s[:, :H], s[:, H:2 * H], s[:, 2 * H:3 * H]
@@ -132,12 +146,13 @@ class FastStepper:
                  threads: int | None = None):
         """`offset` (E,), optional: a vector added to every symbol's embedding (a generator's class
         input, rnnkit.models.generator), folded into the table. `precision` "bf16" keeps a bfloat16
-        copy of the recurrent and output weights for the compiled loop (half the bytes a step reads;
-        the distributions stay within the tolerance tests/test_fastsample.py checks); "fp32" keeps
+        copy of the recurrent and output weights for the compiled loop (half the bytes a step reads),
+        "int8" whole numbers with a scale per column (`to_int8`, a quarter of the bytes); the
+        distributions stay within the tolerances tests/test_fastsample.py checks. "fp32" keeps
         them as they are. `compiled_loop` False keeps to NumPy even where the C loop exists. `threads`:
         how many threads share each product of the compiled loop; None chooses (`threads_for`)."""
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        if precision not in WTYPES:
+            raise ValueError(f"precision must be fp32, bf16 or int8, got {precision!r}")
         cfg = model.config
         self.cell, self.L, self.H = cfg.cell, cfg.num_layers, cfg.hidden_size
         self.relu = cfg.cell == "rnn" and cfg.nonlinearity == "relu"
@@ -181,12 +196,17 @@ class FastStepper:
                        for k in range(self.L)]
         self.w_next_t = [torch.from_numpy(w) for w in self.w_next]
         self.compiled = compiled_loop and compiled() is not None and not self.scan
-        if precision == "bf16" and not self.compiled:
-            raise ValueError("bf16 sampling weights need the compiled sampler (rnnkit._csample), which steps "
-                             "rnn, lstm and gru")
-        self.precision, self.threads = precision, threads
-        if self.compiled:  # the compiled loop's copy: packed in tiles, in bf16 if asked
-            self.w_run = [pack(to_bf16(w) if precision == "bf16" else w, _csample.TILE) for w in self.w_next]
+        if precision != "fp32" and not self.compiled:
+            raise ValueError(f"{precision} sampling weights need the compiled sampler (rnnkit._csample), which "
+                             "steps rnn, lstm and gru")
+        self.precision, self.threads, self.aux = precision, threads, None
+        if self.compiled:  # the compiled loop's copy: packed in tiles, in bf16 or int8 if asked
+            if precision == "int8":
+                quantized = [to_int8(w) for w in self.w_next]
+                self.w_run = [pack(q, _csample.TILE) for q, _ in quantized]
+                self.aux = [aux for _, aux in quantized]
+            else:
+                self.w_run = [pack(to_bf16(w) if precision == "bf16" else w, _csample.TILE) for w in self.w_next]
 
     def compiled_for(self, n: int) -> bool:
         """Whether n streams step in C. From BATCHED streams on, without AVX-512, PyTorch's matrix

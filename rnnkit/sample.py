@@ -180,8 +180,8 @@ def generate(model, n: int = 1, length: int = 500, fast: bool = True, rng: np.ra
     compiled = False
     if fast:
         offset = model.input_offset(class_index) if class_index is not None else None
-        bf16 = opts.sample_weights == "bf16" and compiled_sampler() and model.config.cell not in SCAN_CELLS
-        stepper = FastStepper(model, offset=offset, precision="bf16" if bf16 else "fp32")  # bf16: compiled loop only
+        reduced = compiled_sampler() and model.config.cell not in SCAN_CELLS  # bf16 and int8: the compiled loop's
+        stepper = FastStepper(model, offset=offset, precision=opts.sample_weights if reduced else "fp32")
         state = stepper.from_torch_state(state)
         compiled = state.net is not None
     else:

@@ -87,6 +87,20 @@ def test_the_compiled_loop_is_built():
     assert fastsample.compiled() in ("avx512", "avx2", "baseline")
 
 
+def test_the_fma_probe_counts_what_it_does():
+    """benchmarks/machine.py's FMA peak: chains of multiply-adds at the copy's vector width (16 chains of
+    16 lanes for AVX-512, 10 of 8 or 4 below), two flops each, and its time grows with the work."""
+    import time
+    lanes, chains = {"avx512": (16, 16), "avx2": (8, 10), "baseline": (4, 10)}[fastsample._csample.ISA]
+    assert fastsample._csample.fma_flops(1000) == 2 * lanes * chains * 1000
+    times = []
+    for iters in (200_000, 2_000_000):
+        t = time.perf_counter()
+        fastsample._csample.fma_flops(iters)
+        times.append(time.perf_counter() - t)
+    assert times[1] > 3 * times[0]  # not folded away by the compiler
+
+
 def test_the_environment_can_turn_the_compiled_loop_off(monkeypatch):
     monkeypatch.setenv("RNNKIT_SAMPLER", "numpy")
     assert fastsample.compiled() is None and not FastStepper(_model("gru", 1)).compiled
@@ -158,23 +172,54 @@ def test_the_compiled_loop_ends_with_every_stream():
     assert one.tolist() == [[3]]  # the only stream chose the end: nothing more runs
 
 
-def test_bf16_weights_keep_the_distributions(trained_run):
-    """A bf16 copy of a trained model's weights, stepped on the same characters: every next-character
-    probability within 0.01 of fp32's (the tolerance the README and --sample-weights state)."""
+@pytest.mark.parametrize("precision,tolerance", [("bf16", 0.01), ("int8", 0.02)])
+def test_reduced_weights_keep_the_distributions(trained_run, precision, tolerance):
+    """A bf16 or int8 copy of a trained model's weights, stepped on the same characters: every
+    next-character probability within the tolerance the README and --sample-weights state."""
     model = rnnkit.load(trained_run.dir)
-    full, half = FastStepper(model), FastStepper(model, precision="bf16")
-    assert half.w_run[0].dtype == np.uint16
+    full, reduced = FastStepper(model), FastStepper(model, precision=precision)
+    assert reduced.w_run[0].dtype == {"bf16": np.uint16, "int8": np.int8}[precision]
     text = model.vocab.encode("ROMEO:\nWhat light through yonder window breaks? It is the east.\n" * 4)
-    a, b = full.zero_state(1), half.zero_state(1)
+    a, b = full.zero_state(1), reduced.zero_state(1)
     worst = 0.0
     for token in text:
         la, a = full.step([token], a)
-        lb, b = half.step([token], b)
+        lb, b = reduced.step([token], b)
         pa, pb = (np.exp(x - x.max()) / np.exp(x - x.max()).sum() for x in (la.astype(np.float64), lb.astype(np.float64)))
         worst = max(worst, float(np.abs(pa - pb).max()))
-    assert 0 < worst < 0.01
-    texts = generate(model, 2, length=100, seed=3, sample_weights="bf16")
+    assert 0 < worst < tolerance
+    texts = generate(model, 2, length=100, seed=3, sample_weights=precision)
     assert len(texts) == 2 and all(len(t) == 100 for t in texts)
+
+
+def test_int8_weights_are_each_columns_scale_times_whole_numbers():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((9, 70)).astype(np.float32) * rng.uniform(0.01, 3, 70).astype(np.float32)
+    w[:-1, 5] = 0  # a column of zeros
+    w[-1] *= 50  # large biases stay exact: they are kept apart
+    q, aux = fastsample.to_int8(w)
+    assert q.dtype == np.int8 and q.shape == (8, 70) and np.abs(q).max() == 127
+    assert (np.abs(q * aux[0] - w[:-1]) <= aux[0] / 2 * (1 + 1e-6)).all()
+    assert (aux[1] == w[-1]).all() and (q[:, 5] == 0).all()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("streams", [1, 3, 9])
+def test_the_int8_loop_computes_with_the_dequantized_weights(cell, streams):
+    """The compiled int8 product equals NumPy's with the weights the int8 copy stands for (q x scale,
+    biases exact): the only difference from fp32 is the rounding to whole numbers."""
+    model = _model(cell, 2, hidden=70)  # 70: tiles with padding
+    quantized = FastStepper(model, precision="int8")
+    reference = FastStepper(model, compiled_loop=False)
+    for w in reference.w_next:  # in place: the torch views of the batched path share these arrays
+        q, aux = fastsample.to_int8(w)
+        w[:-1] = q * aux[0]
+    tokens = np.random.default_rng(1).integers(0, len(VOCAB), (40, streams))
+    a, b = quantized.zero_state(streams), reference.zero_state(streams)
+    for t in range(40):
+        la, a = quantized.step(tokens[t], a)
+        lb, b = reference.step(tokens[t], b)
+        np.testing.assert_allclose(la, lb, atol=2e-5, err_msg=str(t))
 
 
 def test_the_compiled_path_writes_the_numpy_paths_text(monkeypatch, trained_run):
