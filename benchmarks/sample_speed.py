@@ -5,7 +5,9 @@ character: the baseline), at 1, 8 and 64 streams, in one run.
 
 Beside the speeds it prints what the compiled loop achieves at one stream (GFLOP/s of its products
 and GB/s of weights read) and the machine's measured matrix-vector rates in the same run: NumPy's
-BLAS on one and on all threads, for a matrix that fits the core's L2 cache and one that does not.
+BLAS on one and on all threads, for a matrix that fits the core's L2 cache and one that does not, and
+the float32 FMA peak (benchmarks/machine.fma_peak). The compiled loop runs with fp32, bf16 and int8
+copies of the weights (`--sample-weights`).
 
 Models are freshly initialised (speed does not depend on the weights), 2 layers, vocabulary 65 like
 tiny Shakespeare, embedding 64. Each figure is the median of --repeats runs.
@@ -27,7 +29,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from machine import describe, fma_peak  # noqa: E402
 
 from rnnkit import fastsample  # noqa: E402
 from rnnkit.config import ModelConfig  # noqa: E402
@@ -108,6 +110,8 @@ def main():
     print(f"machine: {describe()}; compiled sampler: {isa or 'not built'}", flush=True)
     peak = matvec_peak(args.repeats)
     print("matrix-vector through NumPy's BLAS:", json.dumps(peak), flush=True)
+    fma = fma_peak()
+    print("float32 FMA peak (registers only):", json.dumps(fma), flush=True)
     rows = []
     for name, model, short in speed_models():
         flops, weights = step_work(model)
@@ -118,22 +122,24 @@ def main():
         if isa:
             row["compiled_b1"] = rate(model, 1, True, long, args.repeats)
             row["compiled_bf16_b1"] = rate(model, 1, True, long, args.repeats, sample_weights="bf16")
+            row["compiled_int8_b1"] = rate(model, 1, True, long, args.repeats, sample_weights="int8")
             row["compiled_b8"] = rate(model, 8, True, long // 4, args.repeats)
         row["pytorch_b64"] = rate(model, 64, False, short // 3, args.repeats)
         row["numpy_b64"] = numpy_rate(model, 64, short, args.repeats)
         if isa:
             row["compiled_b64"] = rate(model, 64, True, short * 2, args.repeats)
-            for key, size in (("compiled_b1", 4), ("compiled_bf16_b1", 2)):
+            for key, size in (("compiled_b1", 4), ("compiled_bf16_b1", 2), ("compiled_int8_b1", 1)):
                 row[f"{key}_GFLOP/s"] = round(row[key] * flops / 1e9, 1)
                 row[f"{key}_GB/s"] = round(row[key] * weights * size / 1e9, 1)
         row["step_MFLOP"] = round(flops / 1e6, 3)
         row["weights_MB_fp32"] = round(weights * 4 / 1e6, 2)
         row = {k: (round(v) if k.endswith(("_b1", "_b8", "_b64")) else v) for k, v in row.items()}
-        best = max(row.get("compiled_b1", 0), row.get("compiled_bf16_b1", 0), row["numpy_b1"])
+        best = max(row.get("compiled_b1", 0), row.get("compiled_bf16_b1", 0), row.get("compiled_int8_b1", 0),
+                   row["numpy_b1"])
         row["speedup_b1"] = round(best / row["pytorch_b1"], 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    result = {"chars_per_second": rows, "matvec_peak": peak, "compiled": isa,
+    result = {"chars_per_second": rows, "matvec_peak": peak, "fma_peak": fma, "compiled": isa,
               "env": {k: os.environ[k] for k in ("RNNKIT_SAMPLER", "ATEN_CPU_CAPABILITY") if k in os.environ},
               "machine": describe()}
     if args.json:

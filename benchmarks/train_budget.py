@@ -15,11 +15,13 @@ the whole last 10% as one stream with the state carried. Usage:
     python benchmarks/train_budget.py -- --hidden-size 512   # anything after -- goes to rnnkit train
     python benchmarks/train_budget.py --no-baseline    # rnnkit alone
     python benchmarks/train_budget.py --corpus stdlib  # another corpus (both sides): see --help
+    python benchmarks/train_budget.py --repeats 2      # each side twice, alternating: medians
 """
 
 import argparse
 import json
 import math
+import statistics
 import sys
 import tempfile
 import time
@@ -111,6 +113,28 @@ def baseline(text: str, budget: float, seed: int = 0) -> dict:
             "train_chars_per_s": round(steps * B * T / train_s), "model": "lstm 2x256, embed 64 (nn.LSTM)"}
 
 
+def rnnkit_run(corpus: Path | None, budget: float, options: dict, out: Path) -> dict:
+    """rnnkit.train for `budget` seconds with `options` (None: the bundled corpus); its result."""
+    t0 = time.time()
+    run = rnnkit.train(str(corpus) if corpus else None, out=out, budget=budget, progress=False, **options)
+    wall = time.time() - t0
+    steps = [r for r in (json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    cfg = run.model.config
+    chars = run.step * options.get("batch_size", TrainConfig.batch_size) * options.get("seq_len", TrainConfig.seq_len)
+    return {"steps": run.step, "val_loss": round(run.final_val_loss, 4), "best_val_loss": round(run.best_val_loss, 4),
+            "train_chars_per_s": round(chars / steps[-1]["elapsed"]), "wall_s": round(wall, 1),
+            "model": f"{cfg.cell} {cfg.num_layers}x{cfg.hidden_size}, embed {cfg.embed_size}"}
+
+
+def summary(runs: list[dict]) -> dict:
+    """One run as it is; several: the median loss and speed, every run listed."""
+    if len(runs) == 1:
+        return runs[0]
+    middle = lambda key: statistics.median(r[key] for r in runs)
+    return {**runs[0], "val_loss": round(middle("val_loss"), 4), "steps": round(middle("steps")),
+            "train_chars_per_s": round(middle("train_chars_per_s")), "runs": runs}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=140.0, help="training seconds (default 140)")
@@ -119,6 +143,8 @@ def main():
     ap.add_argument("--corpus", metavar="FILE", help="train both on FILE (last 10%% validates) instead of the "
                     "bundled tiny Shakespeare; 'stdlib' builds a code corpus of the same length from this "
                     "Python's standard library (its top-level modules in name order)")
+    ap.add_argument("--repeats", type=int, default=1, help="train each side this many times, alternating which "
+                    "goes first (the machine's speed drifts), and report medians (default 1)")
     args = parse_with_train_args(ap)  # rnnkit train options after --
     extra = build_parser().parse_args(["train", *args.train_args])
     options = {}
@@ -126,28 +152,22 @@ def main():
         options.update(overrides_from_args(extra, cls))
     options.setdefault("split", "0.9,0.1,0")
     options.setdefault("sample_every", 0)
+    ours, theirs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         corpus = None
         if args.corpus:
             corpus = stdlib_corpus(Path(tmp) / "stdlib.txt") if args.corpus == "stdlib" else Path(args.corpus)
         text = normalize_newlines((corpus or bundled_corpus()).read_text(encoding="utf-8"))  # as rnnkit reads it
-        t0 = time.time()
-        run = rnnkit.train(str(corpus) if corpus else None, out=Path(tmp) / "run", budget=args.budget, progress=False, **options)
-        wall = time.time() - t0
-        rows = [json.loads(x) for x in (run.dir / "metrics.jsonl").read_text().splitlines()]
-    steps = [r for r in rows if "loss" in r]
-    cfg = run.model.config
-    train_chars = run.step * options.get("batch_size", TrainConfig.batch_size) * options.get("seq_len", TrainConfig.seq_len)
-    result = {
-        "budget_s": args.budget, "steps": run.step, "val_loss": round(run.final_val_loss, 4),
-        "best_val_loss": round(run.best_val_loss, 4),
-        "train_chars_per_s": round(train_chars / steps[-1]["elapsed"]),
-        "model": f"{cfg.cell} {cfg.num_layers}x{cfg.hidden_size}, embed {cfg.embed_size}",
-        "options": {k: str(v) for k, v in options.items()}, "corpus": args.corpus or "tiny shakespeare (bundled)",
-        "wall_s": round(wall, 1), "machine": describe(),
-    }
-    if not args.no_baseline:
-        result["baseline"] = baseline(text, args.budget)
+        for i in range(args.repeats):
+            sides = [lambda: ours.append(rnnkit_run(corpus, args.budget, options, Path(tmp) / f"run{i}"))]
+            if not args.no_baseline:
+                sides.append(lambda: theirs.append(baseline(text, args.budget)))
+            for side in (sides if i % 2 == 0 else sides[::-1]):
+                side()
+    result = {"budget_s": args.budget, **summary(ours), "options": {k: str(v) for k, v in options.items()},
+              "corpus": args.corpus or "tiny shakespeare (bundled)", "machine": describe()}
+    if theirs:
+        result["baseline"] = summary(theirs)
         result["ahead_of_baseline"] = round(result["baseline"]["val_loss"] - result["val_loss"], 4)
     print(json.dumps(result, indent=2))
     if args.json:

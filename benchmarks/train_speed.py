@@ -134,7 +134,7 @@ def main():
             for layers in map(int, args.layers.split(",")):
                 for H in map(int, args.sizes.split(",")):
                     ours = rnnkit_ms(cell, layers, H, args.steps, bundled_corpus(), Path(tmp))
-                    bare = scan_ms(cell, layers, H, args.steps) if cell in SCAN else bare_ms(cell, layers, H, args.steps)
+                    bare = (scan_ms if cell in SCAN else bare_ms)(cell, layers, H, args.steps)
                     gflops = train_flops(cell, layers, H) / (ours / 1000) / 1e9
                     row = {"model": f"{cell} {layers}x{H}", "rnnkit_ms": round(ours, 1), "bare_ms": round(bare, 1),
                            "bare": "log-space scan" if cell in SCAN else "nn." + cell.upper(),

@@ -193,27 +193,44 @@ static void FN(product)(Net *net, int k, long t0, long t1) {
 }
 
 /* The FMA peak probe (rnnkit.fastsample.fma_peak): independent chains of VW-lane multiply-adds kept in
-   registers, nothing read from memory (an empty asm statement keeps the compiler from
-   folding the loop), enough chains to cover the FMA latency on two ports (16 of
-   the 32 AVX-512 registers; 10 of AVX2's 16). Returns the float32 flops done (2 per lane per FMA). */
-#define CHAINS (VW == 16 ? 16 : 10)
+   registers, nothing read from memory, enough chains to cover the FMA latency on two ports (16 of
+   the 32 AVX-512 registers; 10 of the 16 below). Each chain is its own variable (an array would live
+   on the stack), and an empty asm statement after each multiply-add keeps the compiler from folding
+   the loop. Returns the float32 flops done (2 per lane per multiply-add). */
+#define FMA1(v) do { v = v * m + a; __asm__ volatile("" : "+v"(v)); } while (0)
+#define FMA10 FMA1(c0); FMA1(c1); FMA1(c2); FMA1(c3); FMA1(c4); FMA1(c5); FMA1(c6); FMA1(c7); FMA1(c8); FMA1(c9)
 static double FN(fma_loop)(long iters) {
-    FN(vf) acc[CHAINS], m, a;
-    for (int l = 0; l < VW; l++) m[l] = 0.9999999f, a[l] = 1e-7f;
-    for (int k = 0; k < CHAINS; k++)
-        for (int l = 0; l < VW; l++) acc[k][l] = 1.0f + 1e-3f * (float)(k * VW + l);
-    for (long it = 0; it < iters; it++)
-        for (int k = 0; k < CHAINS; k++) {
-            acc[k] = acc[k] * m + a;
-            __asm__ volatile("" : "+x"(acc[k]));  /* opaque to the optimiser: every FMA is done */
-        }
-    volatile float sink = 0;  /* the result is used, so the loop stays */
-    for (int k = 0; k < CHAINS; k++)
-        for (int l = 0; l < VW; l++) sink += acc[k][l];
+    FN(vf) m, a, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9;
+#if VW == 16
+    FN(vf) c10, c11, c12, c13, c14, c15;
+    const int chains = 16;
+#else
+    const int chains = 10;
+#endif
+    for (int l = 0; l < VW; l++) {
+        m[l] = 0.9999999f, a[l] = 1e-7f;
+        c0[l] = c1[l] = c2[l] = c3[l] = c4[l] = c5[l] = c6[l] = c7[l] = c8[l] = c9[l] = 1.0f + 1e-3f * (float)l;
+#if VW == 16
+        c10[l] = c11[l] = c12[l] = c13[l] = c14[l] = c15[l] = 1.0f - 1e-3f * (float)l;
+#endif
+    }
+    for (long it = 0; it < iters; it++) {
+        FMA10;
+#if VW == 16
+        FMA1(c10); FMA1(c11); FMA1(c12); FMA1(c13); FMA1(c14); FMA1(c15);
+#endif
+    }
+    FN(vf) sum = c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9;
+#if VW == 16
+    sum += c10 + c11 + c12 + c13 + c14 + c15;
+#endif
+    volatile float sink = 0; /* the result is used, so the loop stays */
+    for (int l = 0; l < VW; l++) sink += sum[l];
     (void)sink;
-    return 2.0 * CHAINS * VW * (double)iters;
+    return 2.0 * chains * VW * (double)iters;
 }
-#undef CHAINS
+#undef FMA10
+#undef FMA1
 
 #undef FN
 #undef CAT

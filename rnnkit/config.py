@@ -64,7 +64,8 @@ class ModelConfig:
         if self.cell == "none" and self.recurrent_only:
             raise ConfigError("--cell none (no recurrence) is for classifiers only (--task classify)")
         if self.cell in SCAN_CELLS and not self.scan_cells:
-            raise ConfigError(f"--cell {self.cell} is for language models (--task lm) only; this task takes rnn, lstm or gru")
+            raise ConfigError(f"--cell {self.cell} is for language models (--task lm) only; "
+                              "this task takes rnn, lstm or gru")
         for name in ("num_layers", "hidden_size", "embed_size"):
             _check_positive(name, getattr(self, name))
         if self.vocab_size < 0:
@@ -465,10 +466,11 @@ TASK_CONFIGS = {"lm": (ModelConfig, DataConfig), "classify": (ClassifierConfig, 
 
 @dataclass
 class TrainConfig:
-    backend: str = _opt("torch", "torch (fast) or numpy (the from-scratch reference; 1 layer, rnn, lstm, mingru or minlstm)",
-                        ("torch", "numpy"))
+    backend: str = _opt("torch", "torch (fast) or numpy (the from-scratch reference; 1 layer, rnn, lstm, mingru "
+                        "or minlstm)", ("torch", "numpy"))
     batch_size: int = _opt(32, "number of parallel text streams per batch (B)")
-    seq_len: int = _opt(64, "steps of truncated backprop through time per chunk (T)")
+    seq_len: int = _opt(32, "steps of truncated backprop through time per chunk (T); 32 beat 64 in a 140 s budget "
+                        "on two corpora and three CPUs (benchmarks/README.md)")
     optimizer: str = _opt("adamw", "adamw, adam, rmsprop, adagrad or sgd (with momentum)",
                           ("adamw", "adam", "rmsprop", "adagrad", "sgd"))
     lr: float = _opt(5e-3, "peak learning rate")
@@ -487,7 +489,7 @@ class TrainConfig:
     max_steps: int = _opt(0, "stop after this many optimizer steps (0: no limit)")
     max_epochs: float = _opt(0.0, "stop after this many passes over the training split (0: no limit)")
     budget: float = _opt(0.0, "stop after this much training time, e.g. 90s, 10m, 1h (0: no limit)")
-    eval_every: int = _opt(500, "measure the validation loss every this many steps (0: only at the end)")
+    eval_every: int = _opt(1000, "measure the validation loss every this many steps (0: only at the end)")
     eval_max_chars: int = _opt(2_000_000, "validate on at most this many characters (0: the whole split)")
     checkpoint_every: int = _opt(500, "write the resumable checkpoint every this many steps")
     sample_every: int = _opt(500, "print a short sample every this many steps (0: never)")
@@ -501,8 +503,9 @@ class TrainConfig:
     device: str = _opt("cpu", "cpu, cuda, mps (Apple GPU) or auto (cuda, else mps, else cpu)",
                        ("cpu", "cuda", "mps", "auto"))
     precision: str = _opt("auto", "fp32; bf16 or fp16 mixed precision (autocast; fp16 with loss scaling); or auto: "
-                          "bf16 where the hardware has it (CUDA GPUs that support it, CPUs with AVX-512 BF16 or "
-                          "AMX), fp16 on other CUDA GPUs, fp32 elsewhere", ("auto", "fp32", "bf16", "fp16"))
+                          "bf16 on CUDA GPUs that support it, fp16 on other CUDA GPUs; on CPUs fp32, except bf16 "
+                          "for the tasks measured faster in it (generate; seq2seq without input feeding or scheduled "
+                          "sampling) on CPUs with AVX-512 BF16 or AMX", ("auto", "fp32", "bf16", "fp16"))
 
     def __post_init__(self):
         _check_choices(self)

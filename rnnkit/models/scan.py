@@ -114,7 +114,8 @@ def scan(log_a: torch.Tensor, log_b: torch.Tensor, h0: torch.Tensor) -> torch.Te
 
 
 class MinStack(nn.Module):
-    """`num_layers` layers of one min family, nn.GRU's interface: x (B, T, E), h0 (L, B, H) -> out (B, T, H), h_n (L, B, H).
+    """`num_layers` layers of one min family with nn.GRU's interface:
+    x (B, T, E), h0 (L, B, H) -> out (B, T, H), h_n (L, B, H).
 
     Layer k's input projection is one matrix product over the whole sequence, (B*T, in) x (in, G*H),
     then the recurrence: the only sequential work left is elementwise. `mode`: "log" (the parallel

@@ -22,7 +22,8 @@ from .rnn import ReferenceRNN
 def build_reference(config: ModelConfig, seed: int = 0):
     """A NumPy reference model for `config` (1 layer, rnn, lstm, mingru or minlstm, no dropout)."""
     if config.cell == "gru" or config.num_layers != 1 or config.dropout:
-        raise ConfigError("--backend numpy supports --cell rnn, lstm, mingru or minlstm with --num-layers 1 and no --dropout")
+        raise ConfigError("--backend numpy supports --cell rnn, lstm, mingru or minlstm with --num-layers 1 "
+                          "and no --dropout")
     args = (config.vocab_size, config.hidden_size, config.embed_size)
     if config.cell == "rnn":
         return ReferenceRNN(*args, seed=seed, nonlinearity=config.nonlinearity)

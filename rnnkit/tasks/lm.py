@@ -97,7 +97,10 @@ class Task:
     unit = "char"  # what the progress bar counts per second
     loss_unit = "nats/char"
     carries_state = True  # truncated BPTT: the state of chunk i starts chunk i + 1
-    cpu_bf16 = True  # --precision auto may use bf16 on CPUs that have it (53 against 80 ms a default step)
+    # --precision auto stays fp32 on CPUs: bf16 autocast ran the default step faster on a Zen 4 (53
+    # against 80 ms) but learned no more there, and was slower and worse on an Intel Xeon and a Zen 5
+    # (benchmarks/README.md, train_budget.py). On CUDA GPUs auto still picks bf16 or fp16.
+    cpu_bf16 = False
 
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig, corpus: Corpus,
                  model):
