@@ -53,6 +53,7 @@ typedef struct {
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define HAVE_X86_COPIES 1
+#include <immintrin.h>
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define SUFFIX _avx2

@@ -44,7 +44,6 @@ static void FN(tanh_n)(float *y, const float *x, long n) { /* in place is fine *
 typedef float FN(vf) __attribute__((vector_size(VW * 4)));
 typedef uint32_t FN(vu) __attribute__((vector_size(VW * 4)));
 typedef uint16_t FN(vh) __attribute__((vector_size(VW * 2)));
-typedef int8_t FN(vb) __attribute__((vector_size(VW)));
 
 static inline FN(vf) FN(load_f32)(const float *p) {
     FN(vf) v;
@@ -62,9 +61,24 @@ static inline FN(vf) FN(load_bf16)(const uint16_t *p) {
 }
 
 static inline FN(vf) FN(load_i8)(const int8_t *p) {
-    FN(vb) x;
-    memcpy(&x, p, sizeof x);
-    return __builtin_convertvector(x, FN(vf));
+    /* GCC's __builtin_convertvector from int8 lanes to float comes out as a scalar conversion per
+       lane, so the x86 copies widen with the sign-extending moves (vpmovsxbd) and convert in one
+       instruction (vcvtdq2ps) */
+#if VW == 16 && defined(HAVE_X86_COPIES)
+    FN(vf) f;
+    __m512 r = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+    memcpy(&f, &r, sizeof f);
+    return f;
+#elif VW == 8 && defined(HAVE_X86_COPIES)
+    FN(vf) f;
+    __m256 r = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+    memcpy(&f, &r, sizeof f);
+    return f;
+#else
+    FN(vf) f;
+    for (int l = 0; l < VW; l++) f[l] = (float)p[l];
+    return f;
+#endif
 }
 
 /* The weights arrive packed (rnnkit.fastsample.pack): the columns of w (K, M) cut into tiles of TW,

@@ -207,6 +207,13 @@ class FastStepper:
                 self.aux = [aux for _, aux in quantized]
             else:
                 self.w_run = [pack(to_bf16(w) if precision == "bf16" else w, _csample.TILE) for w in self.w_next]
+            # the NumPy products (the steps of BATCHED streams or more without AVX-512, compiled_for) use
+            # the weights the reduced copy stands for, so that the precision asked for holds at any count
+            for k, w in enumerate(self.w_next):  # in place: the torch views in w_next_t share them
+                if precision == "int8":
+                    w[:-1] = quantized[k][0] * self.aux[k][0]
+                elif precision == "bf16":
+                    w[:] = from_bf16(to_bf16(w))
 
     def compiled_for(self, n: int) -> bool:
         """Whether n streams step in C. From BATCHED streams on, without AVX-512, PyTorch's matrix
