@@ -10,15 +10,29 @@ import torch
 
 
 def describe() -> str:
-    cpu = platform.processor() or platform.machine()
+    """CPU name, family/model, vector extensions, L2 per core, cores and software, in one line. The
+    family and model matter where a cloud CPU's name is only "AMD EPYC" (family 23 is Zen 1 or 2, 25
+    Zen 3 or 4, 26 Zen 5)."""
+    cpu, facts = platform.processor() or platform.machine(), []
     try:
         with open("/proc/cpuinfo") as fh:
-            names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
-        cpu = names[0] if names else cpu
+            info = dict(line.split(":", 1) for line in fh.read().split("\n\n")[0].splitlines() if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        cpu = info.get("model name", cpu)
+        if "cpu family" in info:
+            facts.append(f"family {info['cpu family']} model {info.get('model', '?')}")
+        flags = set(info.get("flags", "").split())
+        isa = [f for f in ("avx512f", "avx512_bf16", "amx_tile", "avx2", "fma") if f in flags]
+        facts.append(" ".join(isa) or "no AVX2")
+    except (OSError, ValueError):
+        pass
+    try:
+        facts.append("L2 " + Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip())
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, PyTorch {torch.__version__} with {torch.get_num_threads()} threads, "
-            f"Python {platform.python_version()}, {platform.system()} {platform.machine()}")
+    detail = f" ({', '.join(facts)})" if facts else ""
+    return (f"{cpu}{detail}, {os.cpu_count()} cores, PyTorch {torch.__version__} with {torch.get_num_threads()} "
+            f"threads, Python {platform.python_version()}, {platform.system()} {platform.machine()}")
 
 
 def fma_peak(threads: int | None = None, seconds: float = 0.5) -> dict | None:

@@ -123,7 +123,7 @@ class StepState:
         pre, s = np.empty((n, G), dtype=np.float32), np.empty((n, G), dtype=np.float32)
         self.pre, self.s, self.tmp = pre, s, np.empty((n, H), dtype=np.float32)
         self.net = None
-        if stepper.compiled_for(n):  # the C loop works on these very buffers (its own scratch aside)
+        if stepper.compiled:  # the C loop works on these very buffers (its own scratch aside)
             self._scratch = (np.empty(G, dtype=np.float32), np.empty(H, dtype=np.float32))
             self.net = _csample.make(CELLS["relu" if stepper.relu else stepper.cell], H, n, stepper.table,
                                      stepper.w_run, [w.shape[1] for w in stepper.w_next], self.h1, self.c, self.out,
@@ -207,19 +207,6 @@ class FastStepper:
                 self.aux = [aux for _, aux in quantized]
             else:
                 self.w_run = [pack(to_bf16(w) if precision == "bf16" else w, _csample.TILE) for w in self.w_next]
-            # the NumPy products (the steps of BATCHED streams or more without AVX-512, compiled_for) use
-            # the weights the reduced copy stands for, so that the precision asked for holds at any count
-            for k, w in enumerate(self.w_next):  # in place: the torch views in w_next_t share them
-                if precision == "int8":
-                    w[:-1] = quantized[k][0] * self.aux[k][0]
-                elif precision == "bf16":
-                    w[:] = from_bf16(to_bf16(w))
-
-    def compiled_for(self, n: int) -> bool:
-        """Whether n streams step in C. From BATCHED streams on, without AVX-512, PyTorch's matrix
-        product beats the compiled loop's (benchmarks/sample_speed.py with RNNKIT_SAMPLER=avx2: 74k
-        against 130k characters/s at 64 streams of a 2x128 LSTM), so those steps stay on NumPy's path."""
-        return self.compiled and (n < BATCHED or compiled() == "avx512")
 
     def threads_for(self, n: int) -> int:
         """Threads for the products of n streams: as asked, or two (where there are two cores) once a
