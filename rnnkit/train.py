@@ -19,6 +19,7 @@ computes comes from the task (rnnkit.tasks), so the loop serves every shape of m
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import signal
@@ -122,6 +123,19 @@ def cpu_has_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+@functools.cache
+def cpu_lstm_has_bf16() -> bool:
+    """Whether PyTorch's CPU LSTM kernel (oneDNN) runs in bf16 here: it does not on CPUs without
+    AVX-512 (an AVX2-only EPYC says "could not create a primitive descriptor"), so a tiny one is tried."""
+    lstm = torch.nn.LSTM(2, 2)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(2, 1, 2))
+    except RuntimeError:
+        return False
+    return True
+
+
 def resolve_precision(name: str, device: torch.device, cell: str, cpu_bf16: bool = True) -> torch.dtype | None:
     """The autocast dtype for --precision on `device` (None: plain fp32). `cpu_bf16`: whether "auto"
     may choose bf16 on a CPU that has it (the task says; packed sequences are slower in it)."""
@@ -137,6 +151,9 @@ def resolve_precision(name: str, device: torch.device, cell: str, cpu_bf16: bool
         raise ConfigError("--precision bf16: this GPU does not support bf16; use fp16")
     if name == "fp16" and device.type == "cpu" and cell == "lstm":
         raise ConfigError("--precision fp16: PyTorch's CPU LSTM kernel has no fp16 version; use bf16 on the CPU")
+    if name == "bf16" and device.type == "cpu" and cell == "lstm" and not cpu_lstm_has_bf16():
+        raise ConfigError("--precision bf16: PyTorch's CPU LSTM kernel has no bf16 version on this CPU (it needs "
+                          "AVX-512); use fp32")
     return torch.bfloat16 if name == "bf16" else torch.float16
 
 
