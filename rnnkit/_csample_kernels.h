@@ -64,21 +64,17 @@ static inline FN(vf) FN(load_i8)(const int8_t *p) {
     /* GCC's __builtin_convertvector from int8 lanes to float comes out as a scalar conversion per
        lane, so the x86 copies widen with the sign-extending moves (vpmovsxbd) and convert in one
        instruction (vcvtdq2ps) */
-#if VW == 16 && defined(HAVE_X86_COPIES)
     FN(vf) f;
+#if VW == 16 && defined(HAVE_X86_COPIES)
     __m512 r = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
     memcpy(&f, &r, sizeof f);
-    return f;
 #elif VW == 8 && defined(HAVE_X86_COPIES)
-    FN(vf) f;
     __m256 r = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
     memcpy(&f, &r, sizeof f);
-    return f;
 #else
-    FN(vf) f;
     for (int l = 0; l < VW; l++) f[l] = (float)p[l];
-    return f;
 #endif
+    return f;
 }
 
 /* The weights arrive packed (rnnkit.fastsample.pack): the columns of w (K, M) cut into tiles of TW,
