@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import _forked_cli
 import rnnkit
 from rnnkit import checkpoint as ckpt
 from rnnkit.data import bundled_corpus
@@ -53,10 +54,15 @@ def trained_run(tmp_path_factory, small_corpus):
 
 
 def run_cli(*args, cwd=None, timeout=300):
-    """Run `python -m rnnkit ARGS` in a real subprocess; returns the CompletedProcess."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "rnnkit", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL)
+    """Run `python -m rnnkit ARGS` as its own process (forked from a server that has imported torch once:
+    see _forked_cli.py); returns the CompletedProcess, with text stdout and stderr."""
+    return _forked_cli.run([str(a) for a in args], {**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=cwd, timeout=timeout)
+
+
+def start_cli(*args, cwd=None):
+    """Start `python -m rnnkit ARGS` as its own process without waiting: a Popen-like object (pid, poll,
+    send_signal, wait, communicate) whose stdout and stderr are text."""
+    return _forked_cli.start([str(a) for a in args], {**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=cwd)
 
 
 @pytest.fixture(scope="session")

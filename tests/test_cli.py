@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, start_cli
 
 TINY = ["--hidden-size", "16", "--embed-size", "8", "--num-layers", "1", "--batch-size", "4", "--seq-len", "8",
         "--sample-every", "0", "--no-progress"]
@@ -133,15 +133,10 @@ def test_existing_run_directory(tmp_path, cli_run, small_corpus):
 
 
 def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path, small_corpus):
-    import os
     import signal
-    import subprocess
-    import sys
     import time
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "rnnkit", "train", str(small_corpus), "--out", str(run),
-                             "--max-steps", "100000", "--checkpoint-every", "100000", *TINY],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    proc = start_cli("train", small_corpus, "--out", run, "--max-steps", 100000, "--checkpoint-every", 100000, *TINY)
     metrics = run / "metrics.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 2000):

@@ -11,7 +11,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,16 +22,10 @@ from rnnkit import checkpoint as ckpt
 from rnnkit.errors import RnnkitError
 from rnnkit.train import read_metrics
 
-from conftest import run_cli
+from conftest import run_cli, start_cli
 
 MODEL = ["--hidden-size", "96", "--embed-size", "16", "--num-layers", "2", "--batch-size", "16", "--seq-len", "32",
          "--sample-every", "0", "--no-progress", "--seed", "7"]
-
-
-def _popen(*args):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "rnnkit", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
 
 
 def _last_step(run: Path) -> int:
@@ -64,7 +57,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, small_
 
     run, rng = tmp_path / "run", random.Random(0)
     kills, mid_write, lost = 0, 0, []
-    proc = _popen("train", small_corpus, "--out", run, *args)
+    proc = start_cli("train", small_corpus, "--out", run, *args)
     while True:
         saved = ckpt.load_tensors(run / ckpt.TRAINER)[1]["progress"]["step"] if (run / ckpt.TRAINER).exists() else 0
         # Let the process get past its start and write at least one checkpoint of its own, then kill
@@ -75,7 +68,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, small_
             else:
                 _wait(lambda: bool(_temporaries(run)), proc, timeout=10, poll=0.0002)
         if proc.poll() is not None:  # it finished first
-            assert proc.returncode == 0, proc.stderr.read()
+            assert proc.returncode == 0, proc.communicate()[1]
             break
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -90,7 +83,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, small_
         assert 0 <= lost[-1] <= every, (lost, _last_step(run), resumable)
         if kills >= 10 and mid_write:
             break
-        proc = _popen("train", "--resume", run, "--no-progress")
+        proc = start_cli("train", "--resume", run, "--no-progress")
     assert kills >= 10 and mid_write >= 1, (kills, mid_write)
     print(f"\n{kills} SIGKILLs, {mid_write} inside a checkpoint write; steps lost per kill: {lost}")
     if proc.returncode:  # killed: finish the run
@@ -107,7 +100,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, small_
 
 def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path, small_corpus):
     run = tmp_path / "run"
-    proc = _popen("train", small_corpus, "--out", run, "--max-steps", 100000, "--checkpoint-every", 100000, *MODEL)
+    proc = start_cli("train", small_corpus, "--out", run, "--max-steps", 100000, "--checkpoint-every", 100000, *MODEL)
     _wait(lambda: _last_step(run) >= 15, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -262,7 +255,7 @@ def test_read_only_run_directory(tmpfs, small_corpus):
 
 def test_two_runs_in_one_directory(tmp_path, small_corpus):
     run = tmp_path / "run"
-    first = _popen("train", small_corpus, "--out", run, "--max-steps", 100000, "--checkpoint-every", 20, *MODEL)
+    first = start_cli("train", small_corpus, "--out", run, "--max-steps", 100000, "--checkpoint-every", 20, *MODEL)
     try:
         _wait(lambda: _last_step(run) >= 5, first)
         expected = f"rnnkit train: error: run directory {run} is in use by another rnnkit process (pid {first.pid}); " \
