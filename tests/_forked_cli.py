@@ -1,11 +1,14 @@
-"""Run `python -m rnnkit ARGS` in a process forked from one that has already imported torch.
+"""Run `python -m rnnkit ARGS` (or `python -m torch.distributed.run ARGS`) in a process forked from one
+that has already imported torch.
 
 Importing torch takes 3-4 s on a slow 2-core machine, and the suite runs the CLI a few hundred times.
 `run` starts each command as its own process, forked from a multiprocessing fork server that imported
 torch and rnnkit once (and ran no torch operation, so no thread pool is copied into the children):
 the command gets its own argv, environment, working directory, stdin from /dev/null, stdout and
 stderr in files, and its exit status is the process's. What it skips is the interpreter's start and
-the imports. Setting RNNKIT_TESTS_SPAWN=1 runs every command in a fresh interpreter instead.
+the imports. (torchrun's launcher is forked the same way; the worker processes it starts are fresh
+interpreters, as under a real torchrun.) Setting RNNKIT_TESTS_SPAWN=1 runs every command in a fresh
+interpreter instead.
 """
 
 import atexit
@@ -19,8 +22,9 @@ import subprocess
 import sys
 import tempfile
 
-PRELOAD = ["torch", "numpy", "safetensors.torch", "rnnkit", "rnnkit.cli", "rnnkit.train", "rnnkit.sample",
-           "rnnkit.evaluate", "rnnkit.export", "rnnkit.inspect", "rnnkit.tasks", "rnnkit.fastsample", __name__]
+PRELOAD = ["torch", "torch.distributed.run", "numpy", "safetensors.torch", "rnnkit", "rnnkit.cli", "rnnkit.train",
+           "rnnkit.sample", "rnnkit.evaluate", "rnnkit.export", "rnnkit.inspect", "rnnkit.tasks", "rnnkit.fastsample",
+           __name__]
 _context = None
 
 
@@ -32,8 +36,8 @@ def _server():
     return _context
 
 
-def _child(argv, env, cwd, out, err):
-    """In the forked process: become `python -m rnnkit ARGV` and run to its exit status."""
+def _child(module, argv, env, cwd, out, err):
+    """In the forked process: become `python -m MODULE ARGV` and run to its exit status."""
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
@@ -46,7 +50,7 @@ def _child(argv, env, cwd, out, err):
     sys.stderr = io.TextIOWrapper(open(2, "wb", closefd=False), write_through=True, errors="backslashreplace")
     sys.argv = [sys.argv[0], *argv]
     try:
-        runpy.run_module("rnnkit", run_name="__main__", alter_sys=True)
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
     finally:
         atexit._run_exitfuncs()  # what the interpreter does at exit; multiprocessing ends with os._exit
 
@@ -58,14 +62,14 @@ def _read(path):
 
 
 class Started:
-    """`subprocess.Popen([python, -m, rnnkit, *argv], ...)`, forked: pid, poll, wait, send_signal,
+    """`subprocess.Popen([python, -m, module, *argv], ...)`, forked: pid, poll, wait, send_signal,
     returncode, and communicate (stdout and stderr as text, read once the process has ended)."""
 
-    def __init__(self, argv, env, cwd=None):
-        self.args = ["rnnkit", *argv]
+    def __init__(self, argv, env, cwd=None, module="rnnkit"):
+        self.args = [module, *argv]
         self._tmp = tempfile.TemporaryDirectory(prefix="rnnkit-cli-")
         self._out, self._err = os.path.join(self._tmp.name, "stdout"), os.path.join(self._tmp.name, "stderr")
-        self._proc = _server().Process(target=_child, args=(list(argv), dict(env), str(cwd or os.getcwd()),
+        self._proc = _server().Process(target=_child, args=(module, list(argv), dict(env), str(cwd or os.getcwd()),
                                                              self._out, self._err))
         self._proc.start()
         self.pid = self._proc.pid
@@ -98,20 +102,20 @@ class Started:
             self._tmp.cleanup()
 
 
-def start(argv, env, cwd=None):
-    """Start `python -m rnnkit ARGV` (forked, or a fresh interpreter under RNNKIT_TESTS_SPAWN=1)."""
+def start(argv, env, cwd=None, module="rnnkit"):
+    """Start `python -m MODULE ARGV` (forked, or a fresh interpreter under RNNKIT_TESTS_SPAWN=1)."""
     if os.environ.get("RNNKIT_TESTS_SPAWN") == "1":
-        return subprocess.Popen([sys.executable, "-m", "rnnkit", *argv], stdout=subprocess.PIPE,
+        return subprocess.Popen([sys.executable, "-m", module, *argv], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env, cwd=cwd)
-    return Started(argv, env, cwd)
+    return Started(argv, env, cwd, module)
 
 
-def run(argv, env, cwd=None, timeout=300) -> subprocess.CompletedProcess:
-    """`subprocess.run([python, -m, rnnkit, *argv], capture_output=True, text=True, ...)`, forked."""
+def run(argv, env, cwd=None, timeout=300, module="rnnkit") -> subprocess.CompletedProcess:
+    """`subprocess.run([python, -m, module, *argv], capture_output=True, text=True, ...)`, forked."""
     if os.environ.get("RNNKIT_TESTS_SPAWN") == "1":
-        return subprocess.run([sys.executable, "-m", "rnnkit", *argv], capture_output=True, text=True, env=env,
+        return subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, env=env,
                               cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL)
-    proc = Started(argv, env, cwd)
+    proc = Started(argv, env, cwd, module)
     try:
         out, err = proc.communicate(timeout)
     except subprocess.TimeoutExpired:

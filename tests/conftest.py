@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of several test processes sharing the cores: one thread each
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch  # noqa: E402
 
 import _forked_cli
 import rnnkit
@@ -17,6 +20,12 @@ from rnnkit import checkpoint as ckpt
 from rnnkit.data import bundled_corpus
 
 SMALL = dict(hidden_size=32, embed_size=16, num_layers=2, batch_size=8, seq_len=16, sample_every=0)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (pyproject.toml): a worker per core, at most 4 (each imports torch, and the longest test
+    files set the pace beyond that)."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
 @pytest.fixture(autouse=True, scope="session")

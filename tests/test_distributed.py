@@ -2,13 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import torch
 
 from rnnkit import checkpoint as ckpt
 
+import _forked_cli
 from conftest import run_cli
 
 COMMON = ["--hidden-size", "16", "--embed-size", "8", "--num-layers", "2", "--seq-len", "8", "--sample-length", "0",
@@ -17,10 +16,11 @@ COMMON = ["--hidden-size", "16", "--embed-size", "8", "--num-layers", "2", "--se
 
 
 def torchrun(*args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           "-m", "rnnkit", *map(str, args)], capture_output=True, text=True, env=env, timeout=300,
-                          stdin=subprocess.DEVNULL)
+    """`torchrun --standalone --nproc-per-node 2 -m rnnkit ARGS`: the launcher forked like run_cli's commands
+    (conftest.py), its two workers fresh interpreters."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return _forked_cli.run(["--standalone", "--nproc-per-node", "2", "-m", "rnnkit", *map(str, args)], env,
+                           module="torch.distributed.run")
 
 
 def _weights(run):

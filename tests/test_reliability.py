@@ -50,7 +50,7 @@ def _wait(predicate, proc, timeout=60.0, poll=0.01) -> bool:
 
 
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, small_corpus):
-    every, total = 10, 600
+    every, total = 10, 400
     args = ["--max-steps", total, "--checkpoint-every", every, "--eval-every", 100, *MODEL]
     ref = run_cli("train", small_corpus, "--out", tmp_path / "ref", *args)
     assert ref.returncode == 0, ref.stderr
@@ -177,13 +177,15 @@ def test_malicious_pickles_are_never_executed(tmp_path, trained_run):
 def test_a_malicious_token_cache_is_never_executed(tmp_path, small_corpus):
     marker = tmp_path / "pwned"
     env_cache = Path(os.environ["RNNKIT_CACHE"])
-    first = run_cli("prepare", small_corpus)
+    corpus = tmp_path / "corpus.txt"  # a path of its own: the only cache entry that names it is this test's
+    corpus.write_bytes(small_corpus.read_bytes())
+    first = run_cli("prepare", corpus)
     assert first.returncode == 0, first.stderr
-    entry = next(p.parent for p in env_cache.glob("*/meta.json") if str(small_corpus) in p.read_text())
+    [entry] = [p.parent for p in env_cache.glob("*/meta.json") if str(corpus) in p.read_text()]
     for name in ("meta.json", "vocab.json", "tokens.bin"):
         for payload in _malicious_files(marker).values():
             (entry / name).write_bytes(payload)
-            p = run_cli("prepare", small_corpus)
+            p = run_cli("prepare", corpus)
             assert p.returncode == 0 and not marker.exists(), p.stderr  # seen as stale and rebuilt
     assert json.loads((entry / "meta.json").read_text())["num_tokens"] == 60_000
 
