@@ -16,6 +16,7 @@ the whole last 10% as one stream with the state carried. Usage:
     python benchmarks/train_budget.py --no-baseline    # rnnkit alone
     python benchmarks/train_budget.py --corpus stdlib  # another corpus (both sides): see --help
     python benchmarks/train_budget.py --repeats 2      # each side twice, alternating: medians
+    python benchmarks/train_budget.py --device cuda    # both sides on the GPU (rnnkit: --device cuda)
 """
 
 import argparse
@@ -69,20 +70,20 @@ class HandLSTM(nn.Module):
         return self.head(out), state
 
 
-def baseline(text: str, budget: float, seed: int = 0) -> dict:
+def baseline(text: str, budget: float, seed: int = 0, device: str = "cpu") -> dict:
     """The hand-written loop: train for `budget` seconds on the first 90% of `text`, then the
     validation loss (nats/char) over the last 10%, one stream, the state carried."""
     torch.manual_seed(seed)
     chars = sorted(set(text))
     index = {c: i for i, c in enumerate(chars)}
-    ids = torch.tensor([index[c] for c in text], dtype=torch.long)
+    ids = torch.tensor([index[c] for c in text], dtype=torch.long, device=device)
     cut = int(len(ids) * 0.9)
     train, val = ids[:cut], ids[cut:]
     B, T = 32, 64
     per = (len(train) - 1) // B
     streams = train[:B * per + 1]
     inputs, targets = streams[:-1].view(B, per), streams[1:].view(B, per)
-    model = HandLSTM(len(chars))
+    model = HandLSTM(len(chars)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     loss_fn = nn.CrossEntropyLoss()
     state, pos, steps, t0 = None, 0, 0, time.perf_counter()
@@ -100,6 +101,8 @@ def baseline(text: str, budget: float, seed: int = 0) -> dict:
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         pos, steps = pos + T, steps + 1
+    if device == "cuda":
+        torch.cuda.synchronize()  # the steps still queued on the GPU count
     train_s = time.perf_counter() - t0
     model.eval()
     total, state = 0.0, None
@@ -143,6 +146,8 @@ def main():
     ap.add_argument("--corpus", metavar="FILE", help="train both on FILE (last 10%% validates) instead of the "
                     "bundled tiny Shakespeare; 'stdlib' builds a code corpus of the same length from this "
                     "Python's standard library (its top-level modules in name order)")
+    ap.add_argument("--device", default="cpu", help="where both sides train: cpu (default) or cuda; rnnkit gets "
+                    "--device DEVICE unless a --device follows --")
     ap.add_argument("--repeats", type=int, default=1, help="train each side this many times, alternating which "
                     "goes first (the machine's speed drifts), and report medians (default 1)")
     args = parse_with_train_args(ap)  # rnnkit train options after --
@@ -151,6 +156,7 @@ def main():
     for cls in (ModelConfig, DataConfig, TrainConfig):
         options.update(overrides_from_args(extra, cls))
     options.setdefault("split", "0.9,0.1,0")
+    options.setdefault("device", args.device)
     options.setdefault("sample_every", 0)
     ours, theirs = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,11 +167,13 @@ def main():
         for i in range(args.repeats):
             sides = [lambda: ours.append(rnnkit_run(corpus, args.budget, options, Path(tmp) / f"run{i}"))]
             if not args.no_baseline:
-                sides.append(lambda: theirs.append(baseline(text, args.budget)))
+                sides.append(lambda: theirs.append(baseline(text, args.budget, device=args.device)))
             for side in (sides if i % 2 == 0 else sides[::-1]):
                 side()
     result = {"budget_s": args.budget, **summary(ours), "options": {k: str(v) for k, v in options.items()},
               "corpus": args.corpus or "tiny shakespeare (bundled)", "machine": describe()}
+    if args.device == "cuda":
+        result["gpu"] = torch.cuda.get_device_name(0)
     if theirs:
         result["baseline"] = summary(theirs)
         result["ahead_of_baseline"] = round(result["baseline"]["val_loss"] - result["val_loss"], 4)
