@@ -21,6 +21,7 @@ fp32 recurrences (torch.backends.cudnn.allow_tf32, recorded), plain matmuls do n
 
     python benchmarks/gpu_grid.py [--steps 10] [--deadline 300] [--json FILE]
     python benchmarks/gpu_grid.py --device cpu --sizes 32 --layers 1 --large 8x8 --steps 2   # a dry run
+    python benchmarks/gpu_grid.py --table benchmarks/results/gpu-grid-h200.json   # the README's table
 
 Rows are printed as they are measured; --deadline (seconds) stops starting new rows, so a lease of
 fixed length always ends with the table.
@@ -161,6 +162,25 @@ def rnnkit_ms(cell: str, layers: int, H: int, B: int, T: int, steps: int, device
     return 1000 * (elapsed[-1] - elapsed[2]) / (len(elapsed) - 3)
 
 
+def table(path: Path) -> str:
+    """The README's table from a saved --json file: a row per model, both shapes side by side."""
+    saved = json.loads(path.read_text())
+    by = {(r["model"], r["batch"]): r for r in saved["rows"]}
+    small, large = sorted({b for _, b in by})
+    head = ("| model | 50x50 bare fp32 | rnnkit fp32 | rnnkit bf16 | per-step cells | large bare fp32 | bare bf16 | "
+            "rnnkit fp32 | rnnkit bf16 | rnnkit TFLOP/s |")
+    lines = [head.replace("large", f"{large}x{next(r['seq'] for r in saved['rows'] if r['batch'] == large)}"),
+             "|" + " --- |" * head.count(" |")]
+    fmt = lambda v: "-" if v is None else f"{v:g}"  # noqa: E731
+    for model in dict.fromkeys(m for m, _ in by):
+        a, b = by.get((model, small), {}), by.get((model, large), {})
+        tf = max((b.get(k) or 0 for k in ("rnnkit_fp32_tflops", "rnnkit_bf16_tflops")), default=0)
+        lines.append(f"| {model} | " + " | ".join(fmt(x.get(k)) for x, k in (
+            (a, "bare_fp32_ms"), (a, "rnnkit_fp32_ms"), (a, "rnnkit_bf16_ms"), (a, "cells_fp32_ms"),
+            (b, "bare_fp32_ms"), (b, "bare_bf16_ms"), (b, "rnnkit_fp32_ms"), (b, "rnnkit_bf16_ms"))) + f" | {tf:g} |")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=10, help="timed iterations per figure (default 10)")
@@ -172,7 +192,11 @@ def main():
     ap.add_argument("--json", metavar="FILE", help="also write the ceilings and rows as JSON to FILE")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                     help="cuda (default); cpu only to try the script out, with small --sizes")
+    ap.add_argument("--table", metavar="FILE", help="print the markdown table of a saved --json FILE and exit")
     args = ap.parse_args()
+    if args.table:
+        print(table(Path(args.table)))
+        return
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_grid.py: error: PyTorch sees no CUDA GPU (--device cpu tries the script out on the CPU)")
     t0, device = time.time(), torch.device(args.device)

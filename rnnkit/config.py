@@ -503,7 +503,9 @@ class TrainConfig:
     device: str = _opt("cpu", "cpu, cuda, mps (Apple GPU) or auto (cuda, else mps, else cpu)",
                        ("cpu", "cuda", "mps", "auto"))
     precision: str = _opt("auto", "fp32; bf16 or fp16 mixed precision (autocast; fp16 with loss scaling); or auto: "
-                          "bf16 on CUDA GPUs that support it, fp16 on other CUDA GPUs; on CPUs fp32, except bf16 "
+                          "on CUDA GPUs with TF32 fp32 for language models and forecasters (cuDNN runs fp32 "
+                          "recurrences in TF32; bf16 was slower on an H200), else bf16 where the GPU supports it, "
+                          "fp16 on other CUDA GPUs; on CPUs fp32, except bf16 "
                           "for the tasks measured faster in it (generate; seq2seq without input feeding or scheduled "
                           "sampling) on CPUs with AVX-512 BF16 or AMX", ("auto", "fp32", "bf16", "fp16"))
 

@@ -136,13 +136,19 @@ def cpu_lstm_has_bf16() -> bool:
     return True
 
 
-def resolve_precision(name: str, device: torch.device, cell: str, cpu_bf16: bool = True) -> torch.dtype | None:
+def resolve_precision(name: str, device: torch.device, cell: str, cpu_bf16: bool = True,
+                      cuda_mixed: bool = True) -> torch.dtype | None:
     """The autocast dtype for --precision on `device` (None: plain fp32). `cpu_bf16`: whether "auto"
-    may choose bf16 on a CPU that has it (the task says; packed sequences are slower in it)."""
+    may choose bf16 on a CPU that has it (the task says; packed sequences are slower in it).
+    `cuda_mixed`: whether "auto" picks bf16 (or fp16) on a GPU with TF32 (compute capability 8.0 and
+    later), where cuDNN already runs fp32 recurrences on the tensor cores; older GPUs get mixed
+    precision whatever the task says."""
     if name == "auto":
         if device.type == "cpu":
             return torch.bfloat16 if cpu_bf16 and cpu_has_bf16() else None
         if device.type != "cuda":
+            return None
+        if not cuda_mixed and torch.backends.cudnn.allow_tf32 and torch.cuda.get_device_capability(device)[0] >= 8:
             return None
         name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if name == "fp32":
@@ -376,7 +382,8 @@ def train(data=None, out: str | Path | None = None, *, task: str | None = None, 
         if train_cfg.backend == "numpy" and train_cfg.precision not in ("auto", "fp32"):
             raise ConfigError("--backend numpy computes in float64; --precision does not apply")
         amp = None if train_cfg.backend == "numpy" else resolve_precision(train_cfg.precision, device,
-                                                                           model.config.cell, job.cpu_bf16)
+                                                                           model.config.cell, job.cpu_bf16,
+                                                                           job.cuda_mixed)
         batches = job.train_batches(d.rank, d.world)
         if resume is None:
             # Everything that can fail on bad input has been checked before the run directory appears.

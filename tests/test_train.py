@@ -8,7 +8,7 @@ import rnnkit
 from rnnkit import checkpoint as ckpt
 from rnnkit.config import TrainConfig
 from rnnkit.errors import CheckpointError, ConfigError
-from rnnkit.train import cpu_lstm_has_bf16, lr_at
+from rnnkit.train import cpu_lstm_has_bf16, lr_at, resolve_precision
 
 from conftest import SMALL
 
@@ -149,6 +149,25 @@ def test_a_nan_gradient_is_caught_before_the_update(tmp_path, small_corpus, monk
         rnnkit.train(small_corpus, out=tmp_path / "g", max_steps=5, **SMALL, **QUIET)
     w, _ = ckpt.load_tensors(tmp_path / "g" / ckpt.LAST)  # the step-0 checkpoint: finite, untouched
     assert all(torch.isfinite(t).all() for t in w.values())
+
+
+@pytest.mark.parametrize("capability, bf16, lm, other", [
+    ((9, 0), True, None, torch.bfloat16),            # H200: TF32, so language models stay fp32
+    ((8, 0), True, None, torch.bfloat16),            # A100
+    ((7, 0), False, torch.float16, torch.float16),   # V100: no TF32, no bf16: fp16 with loss scaling
+])
+def test_auto_precision_on_gpus(monkeypatch, capability, bf16, lm, other):
+    """--precision auto on CUDA, the GPU's answers stubbed (none here): the language model's fp32 where
+    cuDNN has TF32 (benchmarks/gpu_grid.py), mixed precision for unmeasured tasks and older GPUs."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    cuda = torch.device("cuda")
+    assert resolve_precision("auto", cuda, "lstm", cpu_bf16=False, cuda_mixed=False) is lm
+    assert resolve_precision("auto", cuda, "lstm", cpu_bf16=False, cuda_mixed=True) is other
+    assert resolve_precision("fp32", cuda, "lstm", cuda_mixed=True) is None
+    assert resolve_precision("fp16", cuda, "lstm", cuda_mixed=False) is torch.float16
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # the user turned TF32 off: mixed again
+    assert resolve_precision("auto", cuda, "lstm", cuda_mixed=False) is other
 
 
 def test_mixed_precision_trains_and_resumes_exactly(tmp_path, small_corpus):

@@ -15,6 +15,7 @@ and its Task object gives the trainer, for any shape of model:
     loss(net, batch, state, device, amp) -> (loss, state)
     carries_state               True if the state of batch i starts batch i + 1 (truncated BPTT)
     cpu_bf16                    whether --precision auto may pick bf16 on a CPU that has it
+    cuda_mixed                  whether it picks bf16/fp16 on a GPU with TF32 (else fp32 there)
     validate(model) -> float    the validation loss; preview(model, step) -> text or None
     write_config(run_dir, train_cfg), describe()
 """

@@ -99,6 +99,7 @@ class Task:
         # both models make about twice the steps in the same time and Show and Tell then passes the
         # attention model on test (results/captions-bf16.json), which is not understood yet.
         self.cpu_bf16 = False
+        self.cuda_mixed = True  # unmeasured on a GPU: the CNN encoder may gain from bf16
 
     def train_batches(self, rank: int = 0, world: int = 1) -> CaptionBatches:
         return CaptionBatches(self.train_set.images, self.image_of, self.train_tgt, self.train_cfg.batch_size,

@@ -78,6 +78,7 @@ class Task:
     # --precision auto stays fp32 on CPUs: packed sequences under bf16 autocast ran about 40 times slower
     # than fp32 on the Zen 4 benchmark machine (160 against 3.7 ms a step for a 2x64 LSTM, batch 32).
     cpu_bf16 = False
+    cuda_mixed = True  # unmeasured on a GPU
 
     def __init__(self, model_cfg: ClassifierConfig, data_cfg: ExamplesConfig, train_cfg: TrainConfig, vocab: Vocab,
                  classes: list[str], train: Examples, val: Examples, model: SequenceClassifier):

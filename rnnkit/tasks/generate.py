@@ -90,6 +90,7 @@ class Task:
     # Batches are padded, not packed (a causal model never looks past a position, and the padding's
     # predictions are masked out of the loss), so bf16 autocast is as fast here as for the language model.
     cpu_bf16 = True
+    cuda_mixed = True  # unmeasured on a GPU
 
     def __init__(self, model_cfg: GeneratorConfig, data_cfg: ExamplesConfig, train_cfg: TrainConfig, vocab: Vocab,
                  classes: list[str], train: Examples, val: Examples, model: CharGenerator):

@@ -114,6 +114,7 @@ class Task:
     loss_unit = "nats/image"
     carries_state = False
     cpu_bf16 = False  # fp32 at --precision auto: bf16 is unmeasured for this model
+    cuda_mixed = True
 
     def __init__(self, model_cfg: GlimpseConfig, data_cfg, train_cfg, classes, train: LabelledImages, val, model):
         self.model_cfg, self.data_cfg, self.train_cfg, self.classes, self.model = model_cfg, data_cfg, train_cfg, classes, model

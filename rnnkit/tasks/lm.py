@@ -99,8 +99,11 @@ class Task:
     carries_state = True  # truncated BPTT: the state of chunk i starts chunk i + 1
     # --precision auto stays fp32 on CPUs: bf16 autocast ran the default step faster on a Zen 4 (53
     # against 80 ms) but learned no more there, and was slower and worse on an Intel Xeon and a Zen 5
-    # (benchmarks/README.md, train_budget.py). On CUDA GPUs auto still picks bf16 or fp16.
+    # (benchmarks/README.md, train_budget.py). On a GPU with TF32 it is fp32 too: on an H200, bf16
+    # autocast was more than 5% slower than fp32 (cuDNN's TF32) in 31 of 36 configurations at batch
+    # 50 x 50 and 16 of 36 at 256 x 100, faster in 1 and 8 (benchmarks/gpu_grid.py). Older GPUs: fp16.
     cpu_bf16 = False
+    cuda_mixed = False
 
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig, corpus: Corpus,
                  model):

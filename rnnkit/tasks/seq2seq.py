@@ -134,6 +134,7 @@ class Task:
         # a decoder stepped token by token (input feeding, scheduled sampling) ran slower in bf16 than
         # in fp32, the casts costing more than the arithmetic saves at one small step.
         self.cpu_bf16 = not model.feeds and model_cfg.sampling_ratio == 0
+        self.cuda_mixed = True  # unmeasured on a GPU
 
     def train_batches(self, rank: int = 0, world: int = 1) -> PairBatches:
         return PairBatches(self.train_src, self.train_tgt, self.train_cfg.batch_size, self.train_cfg.seed, rank, world)

@@ -64,6 +64,7 @@ class Task:
     loss_unit = "MSE (normalised values)"
     carries_state = False  # every window starts from zeros
     cpu_bf16 = False  # small regressions: fp32 keeps the error measurements honest
+    cuda_mixed = False  # the same on a GPU with TF32
 
     def __init__(self, model_cfg: ForecasterConfig, data_cfg: SeriesConfig, train_cfg: TrainConfig, values: np.ndarray,
                  columns: list[str], mean: np.ndarray, std: np.ndarray, model: SeriesRNN):

@@ -85,6 +85,7 @@ class Task:
     loss_unit = "nats/question"
     carries_state = False
     cpu_bf16 = False  # fp32 at --precision auto, as for the captioner (rnnkit.tasks.caption): bf16 is unmeasured
+    cuda_mixed = True
 
     def __init__(self, model_cfg, data_cfg, train_cfg, vocab, answers, majority, train: Questions, val, model):
         self.model_cfg, self.data_cfg, self.train_cfg = model_cfg, data_cfg, train_cfg
