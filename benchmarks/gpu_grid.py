@@ -14,9 +14,10 @@ training iteration of:
   character and layer, fp32: what a per-step implementation costs against cuDNN's fused kernels.
 
 Each figure is the median of --steps iterations after 3 of warm-up, the device synchronised around
-each (rnnkit's: their mean, from the times its metrics.jsonl records). The ceilings are measured in the same run: dense fp32, TF32 and bf16 matrix products of 8192
-squares and a device-to-device copy. `tflops` is the training arithmetic (multiply-adds x 2 x 3, the
-backward pass at twice the forward) per second. PyTorch's defaults are kept: cuDNN may use TF32 for
+each (rnnkit's: their mean, from the times its metrics.jsonl records). The ceilings are measured in
+the same run: dense fp32, TF32 and bf16 matrix products of 8192 squares and a device-to-device copy.
+`tflops` is the training arithmetic (multiply-adds x 2 x 3, the backward pass at twice the forward)
+per second. PyTorch's defaults are kept: cuDNN may use TF32 for
 fp32 recurrences (torch.backends.cudnn.allow_tf32, recorded), plain matmuls do not.
 
     python benchmarks/gpu_grid.py [--steps 10] [--deadline 300] [--json FILE]
@@ -24,7 +25,7 @@ fp32 recurrences (torch.backends.cudnn.allow_tf32, recorded), plain matmuls do n
     python benchmarks/gpu_grid.py --table benchmarks/results/gpu-grid-h200.json   # the README's table
 
 Rows are printed as they are measured; --deadline (seconds) stops starting new rows, so a lease of
-fixed length always ends with the table.
+fixed length always ends with its rows written (--json is rewritten after every row).
 """
 
 import argparse

@@ -146,8 +146,8 @@ def main():
     ap.add_argument("--corpus", metavar="FILE", help="train both on FILE (last 10%% validates) instead of the "
                     "bundled tiny Shakespeare; 'stdlib' builds a code corpus of the same length from this "
                     "Python's standard library (its top-level modules in name order)")
-    ap.add_argument("--device", default="cpu", help="where both sides train: cpu (default) or cuda; rnnkit gets "
-                    "--device DEVICE unless a --device follows --")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where both sides train: cpu "
+                    "(default) or cuda; rnnkit gets --device DEVICE unless a --device follows --")
     ap.add_argument("--repeats", type=int, default=1, help="train each side this many times, alternating which "
                     "goes first (the machine's speed drifts), and report medians (default 1)")
     args = parse_with_train_args(ap)  # rnnkit train options after --
