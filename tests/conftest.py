@@ -23,7 +23,8 @@ SMALL = dict(hidden_size=32, embed_size=16, num_layers=2, batch_size=8, seq_len=
 def pytest_xdist_auto_num_workers(config):
     """`-n auto` (pyproject.toml): a worker per core, at most 4 (each imports torch, and the longest test
     files set the pace beyond that)."""
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 @pytest.fixture(autouse=True, scope="session")
