@@ -22,7 +22,7 @@ fp32 recurrences (torch.backends.cudnn.allow_tf32, recorded), plain matmuls do n
 
     python benchmarks/gpu_grid.py [--steps 10] [--deadline 300] [--json FILE]
     python benchmarks/gpu_grid.py --device cpu --sizes 32 --layers 1 --large 8x8 --steps 2   # a dry run
-    python benchmarks/gpu_grid.py --table benchmarks/results/gpu-grid-h200.json   # the README's table
+    python benchmarks/gpu_grid.py --table benchmarks/results/gpu-grid-h200.json   # the README's table, figures
 
 Rows are printed as they are measured; --deadline (seconds) stops starting new rows, so a lease of
 fixed length always ends with its rows written (--json is rewritten after every row).
@@ -42,12 +42,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
+from train_speed import E, V, train_flops  # noqa: E402  (the same embedding, vocabulary and arithmetic count)
 
 import rnnkit  # noqa: E402
 from rnnkit.data import bundled_corpus  # noqa: E402
 
-E, V = 64, 65
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 FUSED = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 
@@ -82,11 +81,6 @@ def ceilings(device) -> dict:
     times = [sync_time(lambda: y.copy_(x)) for _ in range(10)]
     out["copy_gb_s"] = round(2 * x.numel() * 4 / statistics.median(times) / 1e9)
     return out
-
-
-def train_flops(cell: str, layers: int, H: int, B: int, T: int) -> float:
-    per_char = sum(GATES[cell] * H * ((E if k == 0 else H) + H) for k in range(layers)) + H * V
-    return 2 * 3 * per_char * B * T
 
 
 class Stepped(nn.Module):
@@ -182,6 +176,30 @@ def table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def summary(path: Path) -> str:
+    """The figures the README draws from a saved --json file, per shape: ratios as median (min-max)."""
+    rows, out = json.loads(path.read_text())["rows"], []
+
+    def spread(values):
+        return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+    for B in sorted({r["batch"] for r in rows}):
+        at = [r for r in rows if r["batch"] == B and r.get("rnnkit_fp32_ms") and r.get("rnnkit_bf16_ms")]
+        bf16 = [r["rnnkit_bf16_ms"] / r["rnnkit_fp32_ms"] for r in at]
+        best = max(at, key=lambda r: r.get("rnnkit_fp32_tflops") or 0)
+        out += [f"batch {B} x {at[0]['seq']}, {len(at)} models:",
+                f"  bare fp32 ms: {min(r['bare_fp32_ms'] for r in at):g}-{max(r['bare_fp32_ms'] for r in at):g}",
+                "  rnnkit / bare, fp32: " + spread([r["rnnkit_fp32_ms"] / r["bare_fp32_ms"] for r in at]),
+                "  bare bf16 / bare fp32: " + spread([r["bare_bf16_ms"] / r["bare_fp32_ms"] for r in at]),
+                f"  rnnkit bf16 more than 5% faster than fp32: {sum(x < 0.95 for x in bf16)}, "
+                f"more than 5% slower: {sum(x > 1.05 for x in bf16)}",
+                f"  most rnnkit fp32 TFLOP/s: {best['rnnkit_fp32_tflops']} ({best['model']})"]
+        cells = [r["cells_fp32_ms"] / r["bare_fp32_ms"] for r in at if r.get("cells_fp32_ms")]
+        if cells:
+            out.append("  per-step cells / bare fp32: " + spread(cells))
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=10, help="timed iterations per figure (default 10)")
@@ -193,10 +211,11 @@ def main():
     ap.add_argument("--json", metavar="FILE", help="also write the ceilings and rows as JSON to FILE")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                     help="cuda (default); cpu only to try the script out, with small --sizes")
-    ap.add_argument("--table", metavar="FILE", help="print the markdown table of a saved --json FILE and exit")
+    ap.add_argument("--table", metavar="FILE", help="print the markdown table of a saved --json FILE and the "
+                    "figures the README draws from it, and exit")
     args = ap.parse_args()
     if args.table:
-        print(table(Path(args.table)))
+        print(table(Path(args.table)) + "\n\n" + summary(Path(args.table)))
         return
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_grid.py: error: PyTorch sees no CUDA GPU (--device cpu tries the script out on the CPU)")

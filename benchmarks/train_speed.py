@@ -53,11 +53,11 @@ def matmul_peak() -> float:
     return best
 
 
-def train_flops(cell: str, layers: int, H: int) -> float:
+def train_flops(cell: str, layers: int, H: int, batch: int = B, seq: int = T) -> float:
     """Multiply-adds of one training iteration x 2 x 3 (forward, and backward at twice the forward)."""
     g, rec = GATES[cell], 0 if cell in SCAN else H
     per_char = sum(g * H * ((E if k == 0 else H) + rec) for k in range(layers)) + H * V
-    return 2 * 3 * per_char * B * T
+    return 2 * 3 * per_char * batch * seq
 
 
 def bare_ms(cell: str, layers: int, H: int, steps: int) -> float:
